@@ -1,0 +1,172 @@
+//! The broker's own settings, read once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::{ConfigError, Props};
+
+/// The embedded defaults: every key strand knows, with its default value and a comment.
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// A host name (or address) and a port, as advertised to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    fn parse(key: &str, text: &str) -> Result<Self, ConfigError> {
+        let text = strip_listener_scheme(text);
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| ConfigError::invalid(key, format!("'{text}' is not HOST:PORT")))?;
+        let port = port
+            .parse()
+            .map_err(|e| ConfigError::invalid(key, format!("bad port in '{text}': {e}")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(ConfigError::invalid(key, format!("'{text}' has no host")));
+        }
+        Ok(Self { host: host.to_owned(), port })
+    }
+}
+
+/// Kafka writes listeners as `PLAINTEXT://host:port`; strand has one plaintext listener.
+fn strip_listener_scheme(text: &str) -> &str {
+    text.strip_prefix("PLAINTEXT://").unwrap_or(text)
+}
+
+/// The typed broker configuration. Field names are the Kafka keys with `_` for `.`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: SocketAddr,
+    pub advertised_listeners: HostPort,
+    pub log_dirs: PathBuf,
+    /// 0 means one per available core; resolved by the runtime.
+    pub shards: usize,
+    pub shard_io_memory_bytes: usize,
+    pub shard_inbox_max: usize,
+    pub auto_create_topics_enable: bool,
+    pub num_partitions: i32,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: i32,
+    pub max_in_flight_requests_per_connection: usize,
+    pub log_segment_bytes: i64,
+    pub log_index_interval_bytes: i32,
+}
+
+impl BrokerConfig {
+    /// The defaults, then `file` (TOML text, may be empty), then `overrides` (command line and
+    /// environment, already as dotted keys).
+    pub fn load(file: &str, overrides: Props) -> Result<Self, ConfigError> {
+        let mut props = Self::default_props();
+        props.overlay(Props::from_toml(file)?)?;
+        props.overlay(overrides)?;
+        Self::from_props(props)
+    }
+
+    /// Reads a TOML file from disk and loads it as [`BrokerConfig::load`] does.
+    pub fn load_file(path: &std::path::Path, overrides: Props) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::load(&text, overrides)
+    }
+
+    pub fn default_props() -> Props {
+        Props::from_toml(DEFAULT_TOML).expect("the embedded default config is valid TOML")
+    }
+
+    fn from_props(mut p: Props) -> Result<Self, ConfigError> {
+        let listen_text = p.take_string("listeners")?;
+        let listen = HostPort::parse("listeners", &listen_text)?;
+        let listeners: SocketAddr = strip_listener_scheme(&listen_text)
+            .parse()
+            .map_err(|e| ConfigError::invalid("listeners", format!("'{listen_text}': {e}")))?;
+        let advertised = p.take_string("advertised.listeners")?;
+        let advertised_listeners = if advertised.is_empty() {
+            listen
+        } else {
+            HostPort::parse("advertised.listeners", &advertised)?
+        };
+        let max_i32 = i64::from(i32::MAX);
+        let config = Self {
+            node_id: to_i32(p.take_int("node.id", 0, max_i32)?),
+            listeners,
+            advertised_listeners,
+            log_dirs: PathBuf::from(p.take_string("log.dirs")?),
+            shards: to_usize(p.take_int("shards", 0, 1024)?),
+            shard_io_memory_bytes: to_usize(p.take_int("shard.io.memory.bytes", 0, 1 << 30)?),
+            shard_inbox_max: to_usize(p.take_int("shard.inbox.max", 1, 1 << 20)?),
+            auto_create_topics_enable: p.take_bool("auto.create.topics.enable")?,
+            num_partitions: to_i32(p.take_int("num.partitions", 1, 1 << 16)?),
+            message_max_bytes: to_i32(p.take_int("message.max.bytes", 0, max_i32)?),
+            socket_request_max_bytes: to_i32(p.take_int("socket.request.max.bytes", 1024, max_i32)?),
+            max_in_flight_requests_per_connection: to_usize(p.take_int(
+                "max.in.flight.requests.per.connection",
+                1,
+                1 << 16,
+            )?),
+            log_segment_bytes: p.take_int("log.segment.bytes", 14, max_i32)?,
+            log_index_interval_bytes: to_i32(p.take_int("log.index.interval.bytes", 0, max_i32)?),
+        };
+        if config.log_dirs.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("log.dirs", "must not be empty"));
+        }
+        p.finish()?;
+        Ok(config)
+    }
+}
+
+// Both conversions only see values `take_int` has already range-checked.
+fn to_i32(n: i64) -> i32 {
+    i32::try_from(n).expect("range-checked by take_int")
+}
+
+fn to_usize(n: i64) -> usize {
+    usize::try_from(n).expect("range-checked by take_int")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_as_kafka_defaults() {
+        let config = BrokerConfig::load("", Props::default()).unwrap();
+        assert_eq!(config.listeners, "127.0.0.1:9092".parse().unwrap());
+        assert_eq!(config.advertised_listeners.port, 9092);
+        assert_eq!(config.num_partitions, 1);
+        assert!(config.auto_create_topics_enable);
+        assert_eq!(config.message_max_bytes, 1_048_588);
+        assert_eq!(config.log_dirs, PathBuf::from("./strand-data"));
+    }
+
+    #[test]
+    fn file_then_overrides_win_in_that_order() {
+        let mut overrides = Props::default();
+        overrides.set("num.partitions", toml::Value::Integer(7));
+        let file = "num.partitions = 3\nlisteners = \"PLAINTEXT://0.0.0.0:9999\"\n";
+        let config = BrokerConfig::load(file, overrides).unwrap();
+        assert_eq!(config.num_partitions, 7);
+        assert_eq!(config.listeners.port(), 9999);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_one_line_errors() {
+        let err = BrokerConfig::load("num.partitons = 3", Props::default()).unwrap_err();
+        assert_eq!(err.to_string(), "unknown config key 'num.partitons'");
+        let err = BrokerConfig::load("listeners = \"nope\"", Props::default()).unwrap_err();
+        assert!(err.to_string().starts_with("config key 'listeners'"), "{err}");
+        let err = BrokerConfig::load("num.partitions = 0", Props::default()).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn advertised_listener_accepts_host_names() {
+        let file = "advertised.listeners = \"broker-1.example:19092\"";
+        let config = BrokerConfig::load(file, Props::default()).unwrap();
+        assert_eq!(config.advertised_listeners, HostPort { host: "broker-1.example".into(), port: 19092 });
+    }
+}

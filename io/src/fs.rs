@@ -1,0 +1,124 @@
+//! Directory and whole-file helpers. Directory walks and removals are blocking syscalls, so
+//! they run on glommio's blocking thread pool, never on the shard thread.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use glommio::io::Directory;
+
+use crate::{AppendFile, FileReader, IoError, Result};
+
+/// fsync a directory, making creations, renames and removals in it durable.
+pub async fn sync_dir(path: &Path) -> Result<()> {
+    let dir = Directory::open(path).await.map_err(|e| IoError::os("open dir", path, e))?;
+    dir.sync().await.map_err(|e| IoError::os("fsync dir", path, e))?;
+    dir.close().await.map_err(|e| IoError::os("close dir", path, e))
+}
+
+/// Creates `path` and its parents, then fsyncs the parent so the new directory is durable.
+pub async fn create_dir_all(path: &Path) -> Result<()> {
+    let owned = path.to_owned();
+    blocking(move || std::fs::create_dir_all(&owned)).await.map_err(|e| IoError::os("create dir", path, e))?;
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent).await,
+        _ => Ok(()),
+    }
+}
+
+/// Removes `path` and everything under it, then fsyncs the parent.
+pub async fn remove_dir_all(path: &Path) -> Result<()> {
+    let owned = path.to_owned();
+    match blocking(move || std::fs::remove_dir_all(&owned)).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(IoError::os("remove dir", path, e)),
+    }
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent).await,
+        _ => Ok(()),
+    }
+}
+
+/// The entries of a directory (names only), or empty if it does not exist.
+pub async fn list_dir(path: &Path) -> Result<Vec<PathBuf>> {
+    let owned = path.to_owned();
+    let listed = blocking(move || -> std::io::Result<Vec<PathBuf>> {
+        match std::fs::read_dir(&owned) {
+            Ok(entries) => entries.map(|e| e.map(|e| e.path())).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    let mut paths = listed.map_err(|e| IoError::os("list dir", path, e))?;
+    paths.sort();
+    Ok(paths)
+}
+
+/// Removes one file (missing is fine) and fsyncs its directory.
+pub async fn remove_file(path: &Path) -> Result<()> {
+    match glommio::io::remove(path).await {
+        Ok(()) => {}
+        Err(e) => {
+            let e: std::io::Error = e.into();
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(IoError::os("remove", path, e));
+            }
+        }
+    }
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent).await,
+        _ => Ok(()),
+    }
+}
+
+/// Replaces the file at `path` with `contents` atomically: write a temporary file, fdatasync
+/// it, rename it over `path`, fsync the directory. A crash leaves the old or the new contents.
+pub async fn write_atomic(path: &Path, contents: Bytes) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = AppendFile::create(&tmp).await?;
+    file.append(&[contents]).await?;
+    file.close().await?;
+    glommio::io::rename(&tmp, path).await.map_err(|e| IoError::os("rename", &tmp, e))?;
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent).await,
+        _ => Ok(()),
+    }
+}
+
+/// The whole contents of a file, or None if it does not exist.
+pub async fn read_whole(path: &Path) -> Result<Option<Bytes>> {
+    let reader = match FileReader::open(path).await {
+        Ok(reader) => reader,
+        Err(IoError::Os { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let size = usize::try_from(reader.size().await?).expect("fits in memory");
+    Ok(Some(reader.read_at(0, size).await?))
+}
+
+/// Runs a blocking syscall on glommio's blocking pool.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(f).await
+}
+
+/// Settles, for this shard thread, how glommio drives the device under `dir`.
+///
+/// glommio decides per device, on the first O_DIRECT open, whether to use the io_uring poll
+/// ring by reading the opened file. When that first file is empty the read succeeds trivially,
+/// the poll ring is chosen, and on devices without poll queues (virtio, most cloud disks)
+/// every later read fails with EOPNOTSUPP. Opening a non-empty file first makes the check
+/// real. Call once per shard before any other file under `dir` is opened.
+pub async fn probe_device(dir: &Path, shard_name: &str) -> Result<()> {
+    let path = dir.join(format!(".io-probe-{shard_name}"));
+    let owned = path.clone();
+    blocking(move || std::fs::write(&owned, vec![0xA5u8; crate::PAGE_BYTES as usize]))
+        .await
+        .map_err(|e| IoError::os("write probe", &path, e))?;
+    let reader = FileReader::open(&path).await?;
+    drop(reader);
+    let owned = path.clone();
+    blocking(move || std::fs::remove_file(&owned)).await.map_err(|e| IoError::os("remove probe", &path, e))
+}
