@@ -12,14 +12,11 @@ mod runtime;
 mod shard_id;
 
 pub use error::ShardsError;
-pub use mesh::{Inbox, Mesh, Reply};
+pub use mesh::{Inbox, Mesh, PendingReply, Reply};
 pub use runtime::{available_cores, Runtime, RuntimeOptions, ShardContext, StopSignal};
 pub use shard_id::ShardId;
 
-/// Networking on the current shard (SO_REUSEPORT listeners: every shard accepts).
-pub mod net {
-    pub use glommio::net::{TcpListener, TcpStream};
-}
+pub mod net;
 
 /// Tasks and timers on the current shard.
 pub mod task {

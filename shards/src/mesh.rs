@@ -28,7 +28,25 @@ pub struct Reply<T> {
     sender: flume::Sender<T>,
 }
 
+/// The waiting side of a [`Reply`] made with [`Reply::pair`].
+pub struct PendingReply<T> {
+    receiver: flume::Receiver<T>,
+}
+
+impl<T> PendingReply<T> {
+    /// The answer, or None if the [`Reply`] was dropped unanswered.
+    pub async fn wait(self) -> Option<T> {
+        self.receiver.recv_async().await.ok()
+    }
+}
+
 impl<T> Reply<T> {
+    /// A reply slot and its waiting side, for a request handled without crossing shards.
+    pub fn pair() -> (Self, PendingReply<T>) {
+        let (sender, receiver) = flume::bounded(1);
+        (Self { sender }, PendingReply { receiver })
+    }
+
     pub fn send(self, value: T) {
         // The caller may have given up (its connection closed); nothing to do then.
         let _ = self.sender.send(value);

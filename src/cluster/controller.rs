@@ -1,0 +1,205 @@
+//! The controller: the single writer of cluster metadata. Runs on shard 0.
+//!
+//! Requests are handled one at a time: validate, make the next image, persist it to
+//! `cluster-metadata.toml` (atomic replace), then publish it to every shard and wait until all
+//! have applied it, so a CreateTopics answer means the partitions are open and writable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use strand_config::TopicConfig;
+use strand_io::{fs, IoError};
+use strand_shards::Reply;
+use tracing::{error, info};
+use uuid::Uuid;
+
+use super::{invalid_topic_name, MetadataImage, TopicMeta};
+use crate::shard::ShardState;
+
+const METADATA_FILE: &str = "cluster-metadata.toml";
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 means the broker's num.partitions.
+    pub num_partitions: i32,
+    /// -1 means the default (1).
+    pub replication_factor: i16,
+    /// Manual replica assignments were given (not supported on a single node).
+    pub has_assignments: bool,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic named by name or by id, as DeleteTopics allows.
+#[derive(Debug, Clone)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+/// Why one topic of a request failed.
+#[derive(Debug, Clone)]
+pub struct TopicError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+impl TopicError {
+    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+pub type TopicResult = Result<Arc<TopicMeta>, TopicError>;
+
+pub enum ControllerRequest {
+    CreateTopics { topics: Vec<NewTopic>, validate_only: bool, reply: Reply<Vec<TopicResult>> },
+    DeleteTopics { topics: Vec<TopicRef>, reply: Reply<Vec<TopicResult>> },
+}
+
+pub struct Controller {
+    shard: Rc<ShardState>,
+    image: Arc<MetadataImage>,
+    path: PathBuf,
+}
+
+impl Controller {
+    /// Loads the stored metadata (empty on a new data directory).
+    pub async fn load(shard: Rc<ShardState>) -> Result<Self, ControllerError> {
+        let path = shard.config.log_dirs.join(METADATA_FILE);
+        let image = match fs::read_whole(&path).await? {
+            Some(bytes) => {
+                let text = std::str::from_utf8(&bytes).map_err(|e| ControllerError::Corrupt(e.to_string()))?;
+                MetadataImage::from_toml(text).map_err(|e| ControllerError::Corrupt(e.to_string()))?
+            }
+            None => MetadataImage::default(),
+        };
+        Ok(Self { shard, image: Arc::new(image), path })
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image)
+    }
+
+    /// Handles requests until every sender is gone.
+    pub async fn run(mut self, requests: flume::Receiver<ControllerRequest>) {
+        while let Ok(request) = requests.recv_async().await {
+            match request {
+                ControllerRequest::CreateTopics { topics, validate_only, reply } => {
+                    reply.send(self.create_topics(topics, validate_only).await);
+                }
+                ControllerRequest::DeleteTopics { topics, reply } => {
+                    reply.send(self.delete_topics(topics).await);
+                }
+            }
+        }
+    }
+
+    async fn create_topics(&mut self, topics: Vec<NewTopic>, validate_only: bool) -> Vec<TopicResult> {
+        let mut next = (*self.image).clone();
+        let mut results = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let result = self.validate_new_topic(&next, topic);
+            if let Ok(meta) = &result {
+                next = next.with_topic((**meta).clone());
+            }
+            results.push(result);
+        }
+        let created = results.iter().any(Result::is_ok);
+        if !validate_only && created {
+            if let Err(e) = self.publish(next).await {
+                error!(error = %e, "persisting cluster metadata failed");
+                let failure = TopicError::new(ResponseError::KafkaStorageError, e.to_string());
+                return results.into_iter().map(|r| r.and(Err(failure.clone()))).collect();
+            }
+            for meta in results.iter().flatten() {
+                info!(topic = %meta.name, partitions = meta.partitions, topic_id = %meta.id, "topic created");
+            }
+        }
+        results
+    }
+
+    fn validate_new_topic(&self, image: &MetadataImage, topic: NewTopic) -> TopicResult {
+        if let Some(reason) = invalid_topic_name(&topic.name) {
+            return Err(TopicError::new(ResponseError::InvalidTopicException, reason));
+        }
+        if image.topic(&topic.name).is_some() {
+            return Err(TopicError::new(ResponseError::TopicAlreadyExists, format!("topic '{}' already exists", topic.name)));
+        }
+        let partitions = if topic.num_partitions == -1 { self.shard.config.num_partitions } else { topic.num_partitions };
+        if partitions < 1 {
+            return Err(TopicError::new(ResponseError::InvalidPartitions, "number of partitions must be at least 1"));
+        }
+        if topic.has_assignments {
+            return Err(TopicError::new(ResponseError::InvalidRequest, "manual replica assignment is not supported"));
+        }
+        if !matches!(topic.replication_factor, -1 | 1) {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("replication factor {} is larger than the 1 available broker", topic.replication_factor),
+            ));
+        }
+        if let Err(e) = TopicConfig::resolve(&self.shard.config, &topic.configs) {
+            return Err(TopicError::new(ResponseError::InvalidConfig, e.to_string()));
+        }
+        Ok(Arc::new(TopicMeta { name: topic.name, id: Uuid::new_v4(), partitions, configs: topic.configs }))
+    }
+
+    async fn delete_topics(&mut self, topics: Vec<TopicRef>) -> Vec<TopicResult> {
+        let mut next = (*self.image).clone();
+        let mut results = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let found = match &topic {
+                TopicRef::Name(name) => next.topic(name).cloned(),
+                TopicRef::Id(id) => next.topic_by_id(*id).cloned(),
+            };
+            let result = match (found, topic) {
+                (Some(meta), _) => {
+                    next = next.without_topic(&meta.name);
+                    Ok(meta)
+                }
+                (None, TopicRef::Name(name)) => Err(TopicError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic '{name}' does not exist"),
+                )),
+                (None, TopicRef::Id(id)) => {
+                    Err(TopicError::new(ResponseError::UnknownTopicId, format!("topic id {id} does not exist")))
+                }
+            };
+            results.push(result);
+        }
+        if results.iter().any(Result::is_ok) {
+            if let Err(e) = self.publish(next).await {
+                error!(error = %e, "persisting cluster metadata failed");
+                let failure = TopicError::new(ResponseError::KafkaStorageError, e.to_string());
+                return results.into_iter().map(|r| r.and(Err(failure.clone()))).collect();
+            }
+            for meta in results.iter().flatten() {
+                info!(topic = %meta.name, topic_id = %meta.id, "topic deleted");
+            }
+        }
+        results
+    }
+
+    /// Persists `next`, then has every shard apply it.
+    pub async fn publish(&mut self, next: MetadataImage) -> Result<(), ControllerError> {
+        fs::write_atomic(&self.path, Bytes::from(next.to_toml())).await?;
+        self.image = Arc::new(next);
+        self.shard.broadcast_metadata(Arc::clone(&self.image)).await.map_err(ControllerError::Shards)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("cluster metadata file is corrupt: {0}")]
+    Corrupt(String),
+    #[error("publishing metadata: {0}")]
+    Shards(#[source] strand_shards::ShardsError),
+}

@@ -1,0 +1,12 @@
+//! Cluster metadata: the topic image every shard reads, where partitions are placed, and the
+//! controller (on shard 0) that changes the image.
+
+mod controller;
+mod metadata_image;
+mod placement;
+mod topic_name;
+
+pub use controller::{Controller, ControllerError, ControllerRequest, NewTopic, TopicError, TopicRef, TopicResult};
+pub use metadata_image::{MetadataImage, TopicMeta};
+pub use placement::owner_shard;
+pub use topic_name::invalid_topic_name;

@@ -1,0 +1,112 @@
+//! One handler per Kafka API. [`dispatch`] decodes a request body at its version, runs the
+//! handler on the shard that read the request, and encodes the response frame.
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod join;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::Decodable;
+
+use crate::protocol::{encode_response, supported_range};
+use crate::shard::ShardState;
+
+/// Why a request closes its connection instead of getting a response.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{api_key:?} v{version} is not supported")]
+    UnsupportedVersion { api_key: ApiKey, version: i16 },
+    #[error("{api_key:?} v{version} body does not decode: {source}")]
+    Decode {
+        api_key: ApiKey,
+        version: i16,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("encoding {api_key:?} v{version} response: {source}")]
+    Encode {
+        api_key: ApiKey,
+        version: i16,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+/// Runs one request. `Ok(None)` means no response is sent (Produce with acks=0).
+pub async fn dispatch(
+    shard: Rc<ShardState>,
+    api_key: ApiKey,
+    header: RequestHeader,
+    mut body: Bytes,
+) -> Result<Option<Bytes>, RequestError> {
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    if api_key == ApiKey::ApiVersions {
+        let (response, version) = api_versions::handle(version);
+        return encode(api_key, version, correlation_id, &response).map(Some);
+    }
+    match supported_range(api_key) {
+        Some((min, max)) if (min..=max).contains(&version) => {}
+        _ => return Err(RequestError::UnsupportedVersion { api_key, version }),
+    }
+    macro_rules! decode {
+        ($ty:ty) => {
+            <$ty>::decode(&mut body, version).map_err(|source| RequestError::Decode { api_key, version, source })?
+        };
+    }
+    use kafka_protocol::messages as m;
+    match api_key {
+        ApiKey::Metadata => {
+            let response = metadata::handle(&shard, decode!(m::MetadataRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::CreateTopics => {
+            let response = create_topics::handle(&shard, decode!(m::CreateTopicsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DeleteTopics => {
+            let response = delete_topics::handle(&shard, decode!(m::DeleteTopicsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::Produce => {
+            let request = decode!(m::ProduceRequest);
+            let acks = request.acks;
+            let response = produce::handle(&shard, request, version).await;
+            if acks == 0 {
+                return Ok(None);
+            }
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::Fetch => {
+            let response = fetch::handle(&shard, decode!(m::FetchRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::ListOffsets => {
+            let response = list_offsets::handle(&shard, decode!(m::ListOffsetsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        _ => Err(RequestError::UnsupportedVersion { api_key, version }),
+    }
+}
+
+fn encode<R: kafka_protocol::protocol::Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Result<Bytes, RequestError> {
+    encode_response(api_key, version, correlation_id, body).map_err(|source| RequestError::Encode { api_key, version, source })
+}
+
+/// kafka-protocol's string type from a Rust string.
+fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_owned())
+}

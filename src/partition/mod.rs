@@ -1,0 +1,8 @@
+//! A partition as its owning shard holds it: its log plus the Kafka rules at its door
+//! (validation of produced batches, size limits, acks, offset lookups).
+
+mod partition;
+mod partition_error;
+
+pub use partition::{ListedOffset, Partition};
+pub use partition_error::PartitionError;

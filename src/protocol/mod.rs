@@ -1,0 +1,11 @@
+//! The Kafka wire protocol at strand's edge: which API versions are served, request framing and
+//! response encoding (codecs are the kafka-protocol crate's), Kafka error codes, and the record
+//! batch v2 header.
+
+pub mod error_code;
+pub mod record_batch;
+mod response;
+mod supported;
+
+pub use response::encode_response;
+pub use supported::{supported_range, SUPPORTED_APIS};

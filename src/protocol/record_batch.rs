@@ -1,0 +1,231 @@
+//! Kafka's record batch v2 header: parsing and validation of the bytes stored on disk and sent
+//! on the wire.
+//!
+//! Layout (big-endian), 61 bytes before the records:
+//! base_offset i64 | batch_length i32 | partition_leader_epoch i32 | magic i8 | crc u32 |
+//! attributes i16 | last_offset_delta i32 | base_timestamp i64 | max_timestamp i64 |
+//! producer_id i64 | producer_epoch i16 | base_sequence i32 | records_count i32.
+//! batch_length counts the bytes after its own field; the CRC32C covers attributes to the end,
+//! so base_offset and partition_leader_epoch may be rewritten without recomputing it.
+
+use bytes::{Buf, BufMut};
+
+/// Bytes of the header before the records.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes of base_offset + batch_length: what precedes the part batch_length counts.
+pub const LOG_OVERHEAD_BYTES: usize = 12;
+const CRC_START: usize = 21;
+const MAGIC_V2: i8 = 2;
+
+/// What is wrong with a batch, each mapping to the Kafka error a broker returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("record batch is truncated or its length is invalid")]
+    Corrupt,
+    #[error("record batch magic {0} is not 2")]
+    UnsupportedMagic(i8),
+    #[error("record batch CRC mismatch")]
+    CrcMismatch,
+    #[error("record batch has {count} records but last offset delta {last_offset_delta}")]
+    InvalidRecordCount { count: i32, last_offset_delta: i32 },
+}
+
+/// The parsed fixed header of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the header at the start of `buf` (at least [`BATCH_HEADER_BYTES`] long).
+    pub fn parse(buf: &[u8]) -> Result<Self, BatchError> {
+        if buf.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Corrupt);
+        }
+        let mut b = buf;
+        let base_offset = b.get_i64();
+        let batch_length = b.get_i32();
+        let _partition_leader_epoch = b.get_i32();
+        let magic = b.get_i8();
+        let crc = b.get_u32();
+        let attributes = b.get_i16();
+        let last_offset_delta = b.get_i32();
+        let base_timestamp = b.get_i64();
+        let max_timestamp = b.get_i64();
+        let producer_id = b.get_i64();
+        let _producer_epoch = b.get_i16();
+        let _base_sequence = b.get_i32();
+        let records_count = b.get_i32();
+        let header = Self {
+            base_offset,
+            batch_length,
+            magic,
+            crc,
+            attributes,
+            last_offset_delta,
+            base_timestamp,
+            max_timestamp,
+            producer_id,
+            records_count,
+        };
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        if usize::try_from(batch_length).map_or(true, |n| n < BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) {
+            return Err(BatchError::Corrupt);
+        }
+        Ok(header)
+    }
+
+    /// Bytes of the whole batch, header included.
+    pub fn total_bytes(&self) -> usize {
+        LOG_OVERHEAD_BYTES + usize::try_from(self.batch_length).expect("checked at parse")
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    /// The offset after this batch.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+
+    /// Compression codec bits of the attributes.
+    pub fn compression(&self) -> i16 {
+        self.attributes & 0x7
+    }
+}
+
+/// Checks one whole batch (`batch` is exactly its bytes): CRC32C and record count. Returns the
+/// parsed header.
+pub fn verify_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.total_bytes() != batch.len() {
+        return Err(BatchError::Corrupt);
+    }
+    if crc32c::crc32c(&batch[CRC_START..]) != header.crc {
+        return Err(BatchError::CrcMismatch);
+    }
+    if header.records_count < 1 || header.records_count - 1 != header.last_offset_delta {
+        return Err(BatchError::InvalidRecordCount {
+            count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(header)
+}
+
+/// Splits a produce request's record set into its batches, verifying each.
+pub fn split_batches(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let header = BatchHeader::parse(&records[at..])?;
+        let end = at.checked_add(header.total_bytes()).ok_or(BatchError::Corrupt)?;
+        if end > records.len() {
+            return Err(BatchError::Corrupt);
+        }
+        verify_batch(&records[at..end])?;
+        batches.push((at, header));
+        at = end;
+    }
+    if batches.is_empty() {
+        return Err(BatchError::Corrupt);
+    }
+    Ok(batches)
+}
+
+/// Rewrites base_offset and partition_leader_epoch of the batch at the start of `batch`: the
+/// leader assigns offsets. Neither field is covered by the CRC.
+pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    let mut head = &mut batch[..LOG_OVERHEAD_BYTES + 4];
+    head.put_i64(base_offset);
+    head = &mut head[4..];
+    head.put_i32(leader_epoch);
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// Encodes a batch of `count` records with the kafka-protocol encoder.
+    pub(crate) fn encoded_batch(count: usize, timestamp: i64) -> BytesMut {
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: timestamp + i as i64,
+                key: Some(bytes::Bytes::from(format!("key-{i}"))),
+                value: Some(bytes::Bytes::from(format!("value-{i}"))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
+        buf
+    }
+
+    #[test]
+    fn a_valid_batch_verifies_and_reports_its_offsets() {
+        let batch = encoded_batch(5, 1000);
+        let header = verify_batch(&batch).unwrap();
+        assert_eq!(header.records_count, 5);
+        assert_eq!(header.last_offset_delta, 4);
+        assert_eq!(header.max_timestamp, 1004);
+        assert_eq!(header.total_bytes(), batch.len());
+    }
+
+    #[test]
+    fn assigning_offsets_keeps_the_crc_valid() {
+        let mut batch = encoded_batch(3, 0);
+        assign_offsets(&mut batch, 1234, 7);
+        let header = verify_batch(&batch).unwrap();
+        assert_eq!(header.base_offset, 1234);
+        assert_eq!(header.last_offset(), 1236);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_a_crc_mismatch_and_a_cut_batch_is_corrupt() {
+        let mut batch = encoded_batch(3, 0);
+        let last = batch.len() - 1;
+        batch[last] ^= 0xFF;
+        assert_eq!(verify_batch(&batch), Err(BatchError::CrcMismatch));
+        let batch = encoded_batch(3, 0);
+        assert_eq!(split_batches(&batch[..batch.len() - 1]), Err(BatchError::Corrupt));
+        assert_eq!(split_batches(&[]), Err(BatchError::Corrupt));
+    }
+
+    #[test]
+    fn several_batches_split_at_their_boundaries() {
+        let mut both = encoded_batch(2, 0);
+        let second = encoded_batch(4, 0);
+        let first_len = both.len();
+        both.extend_from_slice(&second);
+        let batches = split_batches(&both).unwrap();
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].0, first_len);
+        assert_eq!(batches[1].1.records_count, 4);
+    }
+}

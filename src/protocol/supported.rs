@@ -1,0 +1,35 @@
+//! The APIs and versions strand serves, and so advertises in ApiVersions. Nothing is listed
+//! that is not implemented.
+//!
+//! Minimums follow Apache Kafka 4.0 (which dropped the old message formats); maximums are what
+//! current librdkafka, Java and kafka-python clients send and strand encodes exactly.
+
+use kafka_protocol::messages::ApiKey;
+
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 13),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+];
+
+/// The (min, max) versions served for `key`, if the API is served at all.
+pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|&(_, min, max)| (min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_version_is_one_the_codec_knows() {
+        for &(key, min, max) in SUPPORTED_APIS {
+            let codec = key.valid_versions();
+            assert!(codec.min <= min && max <= codec.max, "{key:?} {min}..{max} vs codec {codec}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The requests one shard sends another, each carrying its typed reply slot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strand_shards::Reply;
+
+use crate::cluster::{ControllerRequest, MetadataImage};
+use crate::log::{AppendInfo, LogRead};
+use crate::partition::{ListedOffset, PartitionError};
+
+pub enum ShardRequest {
+    /// Append a produce request's records to a partition this shard owns.
+    Produce {
+        topic: String,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+        reply: Reply<Result<AppendInfo, PartitionError>>,
+    },
+    /// Read from a partition this shard owns.
+    Fetch {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        reply: Reply<Result<LogRead, PartitionError>>,
+    },
+    /// Answer once any of these partitions has data past the given offset, or after `max_wait`.
+    WaitForData { waits: Vec<(String, i32, i64)>, max_wait: Duration, reply: Reply<()> },
+    ListOffset {
+        topic: String,
+        partition: i32,
+        timestamp: i64,
+        reply: Reply<Result<ListedOffset, PartitionError>>,
+    },
+    /// Adopt a new metadata image: open partitions newly placed here, drop deleted ones.
+    ApplyMetadata { image: Arc<MetadataImage>, reply: Reply<()> },
+    /// For shard 0: a request to the controller.
+    Controller(ControllerRequest),
+}

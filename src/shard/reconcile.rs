@@ -1,0 +1,66 @@
+//! Bringing a shard's partitions in line with a metadata image: open what is newly placed here,
+//! close and delete what the image no longer has.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use strand_config::TopicConfig;
+use strand_io::fs;
+use tracing::{error, info};
+
+use super::ShardState;
+use crate::cluster::MetadataImage;
+use crate::partition::Partition;
+
+impl ShardState {
+    pub(super) async fn apply_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) {
+        *self.image_slot().borrow_mut() = Arc::clone(&image);
+        let stale: Vec<Rc<Partition>> = {
+            let mut partitions = self.partitions.borrow_mut();
+            let gone: Vec<(String, i32)> = partitions
+                .iter()
+                .filter(|(_, p)| image.topic(&p.topic).is_none_or(|t| t.id != p.topic_id || p.index >= t.partitions))
+                .map(|(key, _)| key.clone())
+                .collect();
+            gone.iter().filter_map(|key| partitions.remove(key)).collect()
+        };
+        for partition in stale {
+            partition.log.close().await;
+            if let Err(e) = fs::remove_dir_all(partition.log.dir()).await {
+                error!(topic = %partition.topic, partition = partition.index, error = %e, "removing deleted partition");
+            }
+            info!(shard = %self.id, topic = %partition.topic, partition = partition.index, "partition deleted");
+        }
+        for topic in image.topics() {
+            let config = match TopicConfig::resolve(&self.config, &topic.configs) {
+                Ok(config) => config,
+                Err(e) => {
+                    error!(topic = %topic.name, error = %e, "stored topic config is invalid; topic not opened");
+                    continue;
+                }
+            };
+            for index in 0..topic.partitions {
+                if self.owner(&topic.name, index) != self.id || self.partition(&topic.name, index).is_some() {
+                    continue;
+                }
+                let dir = self.config.log_dirs.join(format!("{}-{index}", topic.name));
+                match Partition::open(&dir, &topic.name, index, topic.id, config.clone()).await {
+                    Ok(partition) => {
+                        self.partitions.borrow_mut().insert((topic.name.clone(), index), Rc::new(partition));
+                    }
+                    Err(e) => {
+                        error!(topic = %topic.name, partition = index, error = %e, "opening partition failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every partition: queued appends become durable, files are sealed and closed.
+    pub async fn close_partitions(&self) {
+        let partitions: Vec<Rc<Partition>> = self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+        for partition in partitions {
+            partition.log.close().await;
+        }
+    }
+}

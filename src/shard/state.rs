@@ -1,0 +1,215 @@
+//! The state one shard owns, and how it answers shard requests.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use event_listener::Event;
+use futures_lite::future;
+use strand_config::BrokerConfig;
+use strand_shards::task::sleep;
+use strand_shards::{Mesh, Reply, ShardId, ShardsError};
+use tracing::warn;
+
+use super::ShardRequest;
+use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
+use crate::log::PartitionLog;
+use crate::partition::{Partition, PartitionError};
+
+pub struct ShardState {
+    pub id: ShardId,
+    pub shard_count: usize,
+    pub config: Arc<BrokerConfig>,
+    mesh: Mesh<ShardRequest>,
+    image: RefCell<Arc<MetadataImage>>,
+    /// Set once the first metadata image is applied: the shard may serve.
+    ready: Cell<bool>,
+    ready_event: Event,
+    pub(super) partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
+    controller: RefCell<Option<flume::Sender<ControllerRequest>>>,
+    stopping: Cell<bool>,
+    stop_event: Event,
+}
+
+impl ShardState {
+    pub fn new(id: ShardId, shard_count: usize, config: Arc<BrokerConfig>, mesh: Mesh<ShardRequest>) -> Rc<Self> {
+        Rc::new(Self {
+            id,
+            shard_count,
+            config,
+            mesh,
+            image: RefCell::new(Arc::new(MetadataImage::default())),
+            ready: Cell::new(false),
+            ready_event: Event::new(),
+            partitions: RefCell::new(HashMap::new()),
+            controller: RefCell::new(None),
+            stopping: Cell::new(false),
+            stop_event: Event::new(),
+        })
+    }
+
+    pub(super) fn image_slot(&self) -> &RefCell<Arc<MetadataImage>> {
+        &self.image
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image.borrow())
+    }
+
+    pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
+        owner_shard(topic, partition, self.shard_count)
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(&(topic.to_owned(), partition)).cloned()
+    }
+
+    fn local_partition(&self, topic: &str, partition: i32) -> Result<Rc<Partition>, PartitionError> {
+        self.partition(topic, partition).ok_or(PartitionError::UnknownTopicOrPartition)
+    }
+
+    pub fn set_controller(&self, requests: flume::Sender<ControllerRequest>) {
+        *self.controller.borrow_mut() = Some(requests);
+    }
+
+    /// Sends `make(reply)` to shard `to` and awaits the answer; to this shard it is handled
+    /// in place.
+    pub async fn call<T>(self: &Rc<Self>, to: ShardId, make: impl FnOnce(Reply<T>) -> ShardRequest) -> Result<T, ShardsError> {
+        if to == self.id {
+            let (reply, pending) = Reply::pair();
+            Rc::clone(self).handle(make(reply)).await;
+            pending.wait().await.ok_or(ShardsError::Stopped(to))
+        } else {
+            self.mesh.call(to, make).await
+        }
+    }
+
+    /// Sends a new metadata image to every shard (this one included) and waits until all have
+    /// applied it.
+    pub async fn broadcast_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) -> Result<(), ShardsError> {
+        for index in 0..self.shard_count {
+            let to = ShardId(u16::try_from(index).expect("shard count fits u16"));
+            let image = Arc::clone(&image);
+            self.call(to, |reply| ShardRequest::ApplyMetadata { image, reply }).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the first metadata image has been applied here.
+    pub async fn wait_ready(&self) {
+        loop {
+            if self.ready.get() {
+                return;
+            }
+            let listener = self.ready_event.listen();
+            if self.ready.get() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    pub fn begin_stop(&self) {
+        self.stopping.set(true);
+        self.stop_event.notify(usize::MAX);
+    }
+
+    /// Resolves once the shard begins stopping.
+    pub async fn stopped(&self) {
+        loop {
+            if self.stopping.get() {
+                return;
+            }
+            let listener = self.stop_event.listen();
+            if self.stopping.get() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Answers one shard request.
+    pub async fn handle(self: Rc<Self>, request: ShardRequest) {
+        match request {
+            ShardRequest::Produce { topic, partition, records, acks, reply } => {
+                let result = match self.local_partition(&topic, partition) {
+                    Ok(p) => p.produce(records, acks).await,
+                    Err(e) => Err(e),
+                };
+                reply.send(result);
+            }
+            ShardRequest::Fetch { topic, partition, offset, max_bytes, reply } => {
+                let result = match self.local_partition(&topic, partition) {
+                    Ok(p) => p.fetch(offset, max_bytes).await,
+                    Err(e) => Err(e),
+                };
+                reply.send(result);
+            }
+            ShardRequest::WaitForData { waits, max_wait, reply } => {
+                self.wait_for_data(&waits, max_wait).await;
+                reply.send(());
+            }
+            ShardRequest::ListOffset { topic, partition, timestamp, reply } => {
+                let result = match self.local_partition(&topic, partition) {
+                    Ok(p) => p.list_offset(timestamp).await,
+                    Err(e) => Err(e),
+                };
+                reply.send(result);
+            }
+            ShardRequest::ApplyMetadata { image, reply } => {
+                self.apply_metadata(image).await;
+                self.ready.set(true);
+                self.ready_event.notify(usize::MAX);
+                reply.send(());
+            }
+            ShardRequest::Controller(request) => {
+                let controller = self.controller.borrow().clone();
+                match controller {
+                    Some(controller) => {
+                        if controller.send_async(request).await.is_err() {
+                            warn!(shard = %self.id, "controller has stopped; request dropped");
+                        }
+                    }
+                    None => warn!(shard = %self.id, "controller request sent to a shard without one"),
+                }
+            }
+        }
+    }
+
+    /// Waits until one of `waits` (topic, partition, offset) has data past its offset, the
+    /// shard stops, or `max_wait` passes.
+    async fn wait_for_data(&self, waits: &[(String, i32, i64)], max_wait: std::time::Duration) {
+        let logs: Vec<_> = waits
+            .iter()
+            .filter_map(|(topic, partition, offset)| Some((self.partition(topic, *partition)?.log.clone(), *offset)))
+            .collect();
+        if logs.is_empty() {
+            sleep(max_wait).await;
+            return;
+        }
+        let timeout = async {
+            sleep(max_wait).await;
+        };
+        future::or(self.stopped(), future::or(timeout, Self::any_data(&logs))).await;
+    }
+
+    /// Resolves when any of the logs has data past its offset.
+    async fn any_data(logs: &[(Rc<PartitionLog>, i64)]) {
+        let mut waits: Vec<_> = logs.iter().map(|(log, offset)| Box::pin(log.wait_for_data_after(*offset))).collect();
+        future::poll_fn(|cx| {
+            for wait in &mut waits {
+                if wait.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+}
