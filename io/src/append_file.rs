@@ -182,6 +182,7 @@ fn align_up(n: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // inside executor closures, which clippy does not see as tests
 mod tests {
     use super::*;
     use glommio::LocalExecutorBuilder;

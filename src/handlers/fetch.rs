@@ -73,6 +73,9 @@ fn resolve(shard: &ShardState, request: &FetchRequest, version: i16) -> Vec<Want
 
 type ReadResult = Result<LogRead, ResponseError>;
 
+/// (topic, partition, offset): wake when the partition has data past the offset.
+type DataWait = (String, i32, i64);
+
 /// Reads all partitions at once; then keeps the response under `max_bytes`, dropping records
 /// of later partitions (the first non-empty one is always kept, as Kafka does).
 async fn read_all(shard: &Rc<ShardState>, wanted: &[Wanted], max_bytes: usize) -> Vec<ReadResult> {
@@ -111,7 +114,7 @@ async fn read_all(shard: &Rc<ShardState>, wanted: &[Wanted], max_bytes: usize) -
 
 /// Parks on every owning shard until one has new data, or `max_wait` passes.
 async fn wait_for_data(shard: &Rc<ShardState>, wanted: &[Wanted], max_wait: Duration) {
-    let mut by_shard: Vec<(ShardId, Vec<(String, i32, i64)>)> = Vec::new();
+    let mut by_shard: Vec<(ShardId, Vec<DataWait>)> = Vec::new();
     for w in wanted {
         let Some(topic) = &w.topic else { continue };
         let owner = shard.owner(topic, w.partition);

@@ -323,21 +323,27 @@ impl PartitionLog {
 
     async fn write_until_closed(&self, active: &mut AppendFile) -> Result<(), IoError> {
         loop {
-            let listener = {
-                let mut state = self.state.borrow_mut();
-                if !state.pending.is_empty() {
-                    let batches = std::mem::take(&mut state.pending);
-                    drop(state);
-                    self.write_batches(active, batches).await?;
-                    continue;
+            match self.take_pending() {
+                Some(batches) => self.write_batches(active, batches).await?,
+                None if self.state.borrow().closing => return Ok(()),
+                None => {
+                    let listener = self.work.listen();
+                    let idle = {
+                        let state = self.state.borrow();
+                        state.pending.is_empty() && !state.closing
+                    };
+                    if idle {
+                        listener.await;
+                    }
                 }
-                if state.closing {
-                    return Ok(());
-                }
-                self.work.listen()
-            };
-            listener.await;
+            }
         }
+    }
+
+    /// Everything queued for the writer, if anything is.
+    fn take_pending(&self) -> Option<Vec<PendingBatch>> {
+        let mut state = self.state.borrow_mut();
+        (!state.pending.is_empty()).then(|| std::mem::take(&mut state.pending))
     }
 
     /// Writes `batches` (in offset order) to the active segment, rolling it when it would pass

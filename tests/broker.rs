@@ -1,0 +1,203 @@
+//! The real broker over real sockets, with two shards so that requests cross between them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use common::{batch, records, Broker, Client};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+const PRODUCE_V: i16 = 9;
+const FETCH_V: i16 = 12;
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn create_topic(client: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
+    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    client.call(ApiKey::CreateTopics, 7, &request)
+}
+
+fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(topic_name(topic))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))])])
+}
+
+/// Produces one batch; returns (error code, base offset).
+fn produce(client: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let response: ProduceResponse = client.call(ApiKey::Produce, PRODUCE_V, &produce_request(topic, partition, records, -1));
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
+            FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
+        ])])
+}
+
+fn fetch(client: &mut Client, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> fetch_response::PartitionData {
+    let response: FetchResponse = client.call(ApiKey::Fetch, FETCH_V, &fetch_request(topic, partition, offset, max_wait_ms));
+    response.responses[0].partitions[0].clone()
+}
+
+#[test]
+fn produce_and_fetch_cross_shards_and_survive_a_restart() {
+    let mut broker = Broker::start(2);
+    let mut client = broker.connect();
+    let created = create_topic(&mut client, "orders", 4);
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    for partition in 0..4 {
+        let first = format!("p{partition}-a");
+        assert_eq!(produce(&mut client, "orders", partition, batch(&[&first, "x", "y"], 1000)), (0, 0));
+        assert_eq!(produce(&mut client, "orders", partition, batch(&["z"], 2000)), (0, 3));
+    }
+    let check = |client: &mut Client| {
+        for partition in 0..4 {
+            let data = fetch(client, "orders", partition, 0, 0);
+            assert_eq!(data.error_code, 0);
+            assert_eq!(data.high_watermark, 4);
+            let got = records(data.records.unwrap());
+            let first = format!("p{partition}-a");
+            let expected: Vec<(i64, String)> =
+                vec![(0, first), (1, "x".into()), (2, "y".into()), (3, "z".into())];
+            assert_eq!(got, expected);
+        }
+    };
+    check(&mut client);
+    broker.restart();
+    check(&mut broker.connect());
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let broker = Broker::start(2);
+    let mut client = broker.connect();
+    create_topic(&mut client, "pipe", 2);
+    // A parked fetch first: later requests finish sooner, yet must be answered after it.
+    let mut sent = vec![(client.send(ApiKey::Fetch, FETCH_V, &fetch_request("pipe", 0, 0, 300)), ApiKey::Fetch)];
+    for i in 0..20 {
+        let partition = i % 2;
+        let request = produce_request("pipe", partition, batch(&["v"], 0), -1);
+        sent.push((client.send(ApiKey::Produce, PRODUCE_V, &request), ApiKey::Produce));
+        sent.push((client.send(ApiKey::Metadata, 12, &MetadataRequest::default()), ApiKey::Metadata));
+    }
+    for (correlation_id, api_key) in sent {
+        let version = if api_key == ApiKey::Produce { PRODUCE_V } else if api_key == ApiKey::Fetch { FETCH_V } else { 12 };
+        let (got, _) = client.receive(api_key, version);
+        assert_eq!(got, correlation_id);
+    }
+    assert_eq!(fetch(&mut client, "pipe", 1, 0, 0).high_watermark, 10);
+}
+
+#[test]
+fn a_parked_fetch_wakes_when_data_arrives() {
+    let broker = Broker::start(2);
+    let mut client = broker.connect();
+    create_topic(&mut client, "tail", 1);
+    let port = broker.port;
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut other = Client::connect(port);
+        produce(&mut other, "tail", 0, batch(&["late"], 0))
+    });
+    let started = Instant::now();
+    let data = fetch(&mut client, "tail", 0, 0, 20_000);
+    assert_eq!(producer.join().unwrap(), (0, 0));
+    assert_eq!(records(data.records.unwrap()), vec![(0, "late".to_owned())]);
+    // The wait ended on the append, not on max_wait_ms.
+    assert!(started.elapsed() < Duration::from_secs(15), "fetch waited {:?}", started.elapsed());
+}
+
+#[test]
+fn bad_produces_get_kafka_error_codes_and_nothing_is_written() {
+    let broker = Broker::start(2);
+    let mut client = broker.connect();
+    create_topic(&mut client, "strict", 1);
+    // Unknown topic and unknown partition: UNKNOWN_TOPIC_OR_PARTITION (3).
+    assert_eq!(produce(&mut client, "no-such-topic", 0, batch(&["v"], 0)).0, 3);
+    assert_eq!(produce(&mut client, "strict", 7, batch(&["v"], 0)).0, 3);
+    // A flipped byte: CORRUPT_MESSAGE (2).
+    let mut corrupt = BytesMut::from(&batch(&["v"], 0)[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x55;
+    assert_eq!(produce(&mut client, "strict", 0, corrupt.freeze()).0, 2);
+    // A cut batch: CORRUPT_MESSAGE (2).
+    let whole = batch(&["v"], 0);
+    assert_eq!(produce(&mut client, "strict", 0, whole.slice(..whole.len() - 3)).0, 2);
+    // Over message.max.bytes (1 MiB default): MESSAGE_TOO_LARGE (10).
+    let big = "b".repeat(1_100_000);
+    assert_eq!(produce(&mut client, "strict", 0, batch(&[&big], 0)).0, 10);
+    // Nothing was written, and the partition still takes good data at offset 0.
+    assert_eq!(fetch(&mut client, "strict", 0, 0, 0).high_watermark, 0);
+    assert_eq!(produce(&mut client, "strict", 0, batch(&["ok"], 0)), (0, 0));
+}
+
+#[test]
+fn unsupported_api_versions_request_gets_the_v0_fallback() {
+    let broker = Broker::start(1);
+    let mut client = broker.connect();
+    // ApiVersions v9: answered at v0 with UNSUPPORTED_VERSION (35) and the supported list.
+    let sent = client.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let _ = client.receive(ApiKey::ApiVersions, 3);
+    let mut header = BytesMut::new();
+    use bytes::BufMut;
+    header.put_i16(ApiKey::ApiVersions as i16);
+    header.put_i16(9);
+    header.put_i32(sent + 1);
+    header.put_i16(-1); // null client id
+    header.put_u8(0); // no tagged fields: versions past 3 would use request header v2
+    client.send_raw(&header);
+    let (correlation_id, mut body) = client.receive(ApiKey::ApiVersions, 0);
+    assert_eq!(correlation_id, sent + 1);
+    let response = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, 0).unwrap();
+    assert_eq!(response.error_code, 35);
+    assert!(response.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+    // Another API at a version not served closes the connection.
+    client.send(ApiKey::Metadata, 13, &MetadataRequest::default());
+    assert!(client.is_closed());
+    // The broker is still up for others.
+    let mut other = broker.connect();
+    let response: MetadataResponse = other.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert_eq!(response.brokers.len(), 1);
+}
+
+#[test]
+fn list_offsets_by_time_finds_the_first_record_at_or_after() {
+    let broker = Broker::start(2);
+    let mut client = broker.connect();
+    create_topic(&mut client, "times", 1);
+    produce(&mut client, "times", 0, batch(&["a", "b", "c"], 1000)); // 1000, 1001, 1002
+    produce(&mut client, "times", 0, batch(&["d", "e"], 5000)); // 5000, 5001
+    let list = |client: &mut Client, timestamp: i64| {
+        let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name("times"))
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp)])]);
+        let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 6, &request);
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    assert_eq!(list(&mut client, -2), (0, 0, -1));
+    assert_eq!(list(&mut client, -1), (0, 5, -1));
+    assert_eq!(list(&mut client, 1001), (0, 1, 1001));
+    assert_eq!(list(&mut client, 2000), (0, 3, 5000));
+    assert_eq!(list(&mut client, 9000), (0, -1, -1));
+}

@@ -1,0 +1,196 @@
+//! Test support: the real `strand` binary on a free port, and a minimal blocking Kafka client
+//! built on the kafka-protocol crate's codecs.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+/// A broker process on a free port with its own data directory.
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    shards: u16,
+    log_path: PathBuf,
+}
+
+impl Broker {
+    pub fn start(shards: u16) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log_path = data_dir.path().join("broker.log");
+        let mut broker = Self { child: None, port, data_dir, shards, log_path };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(self.data_dir.path().join("data"))
+            .args(["--shards", &self.shards.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("broker exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "broker did not listen:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "broker exited with {status}:\n{}", self.log());
+                return;
+            }
+            assert!(Instant::now() < deadline, "broker did not stop:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A blocking Kafka connection.
+pub struct Client {
+    stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Self { stream, next_correlation_id: 1 }
+    }
+
+    /// Sends a request without reading the response; returns its correlation id.
+    pub fn send<R: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &R) -> i32 {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("strand-tests")));
+        let mut body = BytesMut::new();
+        encode_request_header_into_buffer(&mut body, &header).unwrap();
+        request.encode(&mut body, version).unwrap();
+        self.send_raw(&body);
+        correlation_id
+    }
+
+    /// Sends `body` with a size prefix.
+    pub fn send_raw(&mut self, body: &[u8]) {
+        let mut frame = BytesMut::with_capacity(4 + body.len());
+        frame.put_i32(i32::try_from(body.len()).unwrap());
+        frame.put_slice(body);
+        self.stream.write_all(&frame).unwrap();
+    }
+
+    /// Reads one response frame: (correlation id, body after the header).
+    pub fn receive(&mut self, api_key: ApiKey, version: i16) -> (i32, Bytes) {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        let mut frame = vec![0u8; usize::try_from(i32::from_be_bytes(size)).unwrap()];
+        self.stream.read_exact(&mut frame).unwrap();
+        let mut frame = Bytes::from(frame);
+        let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).unwrap();
+        (header.correlation_id, frame)
+    }
+
+    /// True if the broker closed the connection (reads EOF).
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    pub fn call<Req: Encodable, Resp: Decodable>(&mut self, api_key: ApiKey, version: i16, request: &Req) -> Resp {
+        let sent = self.send(api_key, version, request);
+        let (correlation_id, mut body) = self.receive(api_key, version);
+        assert_eq!(correlation_id, sent);
+        Resp::decode(&mut body, version).unwrap()
+    }
+}
+
+/// A record batch of `values`, keys "k<i>", timestamps from `timestamp`.
+pub fn batch(values: &[&str], timestamp: i64) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::try_from(i).unwrap(),
+            sequence: -1,
+            timestamp: timestamp + i64::try_from(i).unwrap(),
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
+    buf.freeze()
+}
+
+/// Every record in a fetched record set: (offset, value).
+pub fn records(mut set: Bytes) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    while set.has_remaining() {
+        let decoded = RecordBatchDecoder::decode(&mut set).unwrap();
+        for record in decoded.records {
+            let value = String::from_utf8(record.value.unwrap().to_vec()).unwrap();
+            out.push((record.offset, value));
+        }
+    }
+    out
+}
