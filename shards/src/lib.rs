@@ -13,7 +13,7 @@ mod shard_id;
 
 pub use error::ShardsError;
 pub use mesh::{Inbox, Mesh, PendingReply, Reply};
-pub use runtime::{available_cores, Runtime, RuntimeOptions, ShardContext, StopSignal};
+pub use runtime::{available_cores, run_one, Runtime, RuntimeOptions, ShardContext, StopSignal};
 pub use shard_id::ShardId;
 
 pub mod net;

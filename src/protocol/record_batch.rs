@@ -174,7 +174,8 @@ pub(crate) mod tests {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // The encoder batches records whose offset - sequence is constant.
+                sequence: i as i32,
                 timestamp: timestamp + i as i64,
                 key: Some(bytes::Bytes::from(format!("key-{i}"))),
                 value: Some(bytes::Bytes::from(format!("value-{i}"))),

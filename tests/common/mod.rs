@@ -169,7 +169,8 @@ pub fn batch(values: &[&str], timestamp: i64) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i64::try_from(i).unwrap(),
-            sequence: -1,
+            // The encoder batches records whose offset - sequence is constant.
+            sequence: i32::try_from(i).unwrap(),
             timestamp: timestamp + i64::try_from(i).unwrap(),
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(value.as_bytes())),
