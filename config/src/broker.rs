@@ -164,6 +164,14 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_config_reference_lists_every_key() {
+        let readme = include_str!("../../README.md");
+        for key in BrokerConfig::default_props().keys() {
+            assert!(readme.contains(&format!("| {key} |")), "README.md does not document '{key}'");
+        }
+    }
+
+    #[test]
     fn advertised_listener_accepts_host_names() {
         let file = "advertised.listeners = \"broker-1.example:19092\"";
         let config = BrokerConfig::load(file, Props::default()).unwrap();

@@ -1,0 +1,112 @@
+//! Stage benchmark: the durable append path of one partition log (offset assignment, O_DIRECT
+//! write, fdatasync, high watermark), without the network.
+//!
+//! Two runs over the same data directory device: one appender waiting for each ack in turn
+//! (fsync per batch), then `CONCURRENT` appenders in flight at once (group commit shares
+//! fsyncs). Prints throughput and ack latency percentiles; never fails on timing.
+//!
+//! `cargo bench --bench log_append [-- BATCHES]`; set STRAND_BENCH_DIR to put the log on
+//! another device (default: the system temp directory).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use strand::log::{LogConfig, PartitionLog};
+use strand::protocol::record_batch::split_batches;
+
+const RECORDS_PER_BATCH: usize = 16;
+const VALUE_BYTES: usize = 1024;
+const CONCURRENT: usize = 16;
+
+fn main() -> anyhow::Result<()> {
+    let batches: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let base = std::env::var("STRAND_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), Into::into);
+    let dir = tempfile::tempdir_in(base)?;
+    let path = dir.path().to_owned();
+    let batch = encoded_batch();
+    println!(
+        "log_append: {batches} batches of {RECORDS_PER_BATCH} x {VALUE_BYTES} B values ({} B per batch), dir {}",
+        batch.len(),
+        path.display()
+    );
+    strand_shards::run_one(1 << 20, move || async move {
+        strand_io::fs::probe_device(&path, "bench").await.expect("probe");
+        let config = LogConfig { segment_bytes: 1 << 30, index_interval_bytes: 4096 };
+        for (label, in_flight) in [("serial, fsync per batch", 1), ("16 in flight, group commit", CONCURRENT)] {
+            let log = PartitionLog::open(&path.join(format!("bench-{in_flight}")), config).await.expect("open");
+            let started = Instant::now();
+            let latencies = run(&log, &batch, batches, in_flight).await;
+            report(label, &latencies, started.elapsed(), batches * batch.len());
+            log.close().await;
+        }
+    });
+    Ok(())
+}
+
+async fn run(log: &Rc<PartitionLog>, batch: &Bytes, batches: usize, in_flight: usize) -> Vec<Duration> {
+    let per_task = batches / in_flight;
+    let tasks: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let log = Rc::clone(log);
+            let batch = batch.clone();
+            strand_shards::task::spawn_local(async move {
+                let described = split_batches(&batch).expect("valid batch");
+                let mut latencies = Vec::with_capacity(per_task);
+                for _ in 0..per_task {
+                    let sent = Instant::now();
+                    let info = log.append_as_leader(batch.clone(), &described, 0).expect("append");
+                    log.wait_durable(info.last_offset).await.expect("durable");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(batches);
+    for task in tasks {
+        all.extend(task.await);
+    }
+    all
+}
+
+fn report(label: &str, latencies: &[Duration], elapsed: Duration, bytes: usize) {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "  {label:<28} {:>9.0} batches/s {:>8.1} MB/s   ack p50 {:>8.1?} p99 {:>8.1?} p99.9 {:>8.1?} max {:>8.1?}",
+        latencies.len() as f64 / secs,
+        bytes as f64 / secs / 1e6,
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        sorted[sorted.len() - 1],
+    );
+}
+
+fn encoded_batch() -> Bytes {
+    let records: Vec<Record> = (0..RECORDS_PER_BATCH)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from(vec![b'v'; VALUE_BYTES])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encodes");
+    buf.freeze()
+}
