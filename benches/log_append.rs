@@ -8,6 +8,8 @@
 //! `cargo bench --bench log_append [-- BATCHES]`; set STRAND_BENCH_DIR to put the log on
 //! another device (default: the system temp directory).
 
+#![allow(clippy::print_stdout)] // a benchmark's output is its report
+
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 

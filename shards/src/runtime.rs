@@ -113,6 +113,22 @@ impl Runtime {
     }
 }
 
+/// Runs `future` to completion on a one-off executor on a new thread: for tests and offline
+/// tools that need the runtime's I/O without the broker's shards.
+pub fn run_one<T, F, Fut>(io_memory_bytes: usize, make: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(io_memory_bytes)
+        .spawn(make)
+        .expect("an executor starts")
+        .join()
+        .expect("the executor's future completes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,20 +157,4 @@ mod tests {
         assert_eq!(result_rx.recv().expect("an answer"), 42);
         runtime.join().expect("clean exit");
     }
-}
-
-/// Runs `future` to completion on a one-off executor on a new thread: for tests and offline
-/// tools that need the runtime's I/O without the broker's shards.
-pub fn run_one<T, F, Fut>(io_memory_bytes: usize, make: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-{
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(io_memory_bytes)
-        .spawn(make)
-        .expect("an executor starts")
-        .join()
-        .expect("the executor's future completes")
 }
