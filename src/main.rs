@@ -84,7 +84,7 @@ fn main() {
         Command::Serve(args) => serve(&args),
     };
     if let Err(e) = result {
-        eprintln!("strand: {e:#}");
+        eprintln!("strand: {e}");
         std::process::exit(1);
     }
 }
