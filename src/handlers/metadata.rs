@@ -18,6 +18,15 @@ use crate::shard::{ShardRequest, ShardState};
 /// The id Metadata reports for this single-node cluster.
 pub const CLUSTER_ID: &str = "strand-single-node";
 
+/// Kafka's ACL operation codes. strand has no authorizer, so, as Kafka without one, it reports
+/// every operation a resource type supports when a client asks (Metadata v8+).
+const TOPIC_OPERATIONS: &[u8] = &[3, 4, 5, 6, 7, 8, 10, 11];
+const CLUSTER_OPERATIONS: &[u8] = &[5, 7, 8, 9, 10, 11, 12];
+
+fn bit_field(operations: &[u8]) -> i32 {
+    operations.iter().fold(0, |bits, op| bits | 1 << op)
+}
+
 pub async fn handle(shard: &Rc<ShardState>, request: MetadataRequest, version: i16) -> MetadataResponse {
     let config = &shard.config;
     let node = BrokerId(config.node_id);
@@ -29,13 +38,22 @@ pub async fn handle(shard: &Rc<ShardState>, request: MetadataRequest, version: i
         None => true,
         Some(topics) => version == 0 && topics.is_empty(),
     };
-    let topics = if all_topics {
+    let mut topics: Vec<MetadataResponseTopic> = if all_topics {
         shard.image().topics().map(|t| describe(t, node)).collect()
     } else {
         let allow_create = config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
         requested_topics(shard, &request, allow_create, node).await
     };
-    MetadataResponse::default()
+    if version >= 8 && request.include_topic_authorized_operations {
+        for topic in topics.iter_mut().filter(|t| t.error_code == 0) {
+            topic.topic_authorized_operations = bit_field(TOPIC_OPERATIONS);
+        }
+    }
+    let mut response = MetadataResponse::default();
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = bit_field(CLUSTER_OPERATIONS);
+    }
+    response
         .with_brokers(vec![broker])
         .with_cluster_id(Some(str_bytes(CLUSTER_ID)))
         .with_controller_id(node)
