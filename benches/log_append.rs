@@ -1,9 +1,10 @@
 //! Stage benchmark: the durable append path of one partition log (offset assignment, O_DIRECT
 //! write, fdatasync, high watermark), without the network.
 //!
-//! Two runs over the same data directory device: one appender waiting for each ack in turn
-//! (fsync per batch), then `CONCURRENT` appenders in flight at once (group commit shares
-//! fsyncs). Prints throughput and ack latency percentiles; never fails on timing.
+//! For each write mode (direct + fsync per batch, buffered + fsync per batch, buffered without
+//! fsync: the page-cache design) two runs over the same device: one appender waiting for each
+//! ack in turn, then `CONCURRENT` appenders in flight at once (group commit shares fsyncs).
+//! Prints throughput and ack latency percentiles; never fails on timing.
 //!
 //! `cargo bench --bench log_append [-- BATCHES]`; set STRAND_BENCH_DIR to put the log on
 //! another device (default: the system temp directory).
@@ -17,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use strand::log::{LogConfig, PartitionLog};
 use strand::protocol::record_batch::split_batches;
+use strand_config::IoMode;
 
 const RECORDS_PER_BATCH: usize = 16;
 const VALUE_BYTES: usize = 1024;
@@ -35,13 +37,30 @@ fn main() -> anyhow::Result<()> {
     );
     strand_shards::run_one(1 << 20, move || async move {
         strand_io::fs::probe_device(&path, "bench").await.expect("probe");
-        let config = LogConfig { segment_bytes: 1 << 30, index_interval_bytes: 4096 };
-        for (label, in_flight) in [("serial, fsync per batch", 1), ("16 in flight, group commit", CONCURRENT)] {
-            let log = PartitionLog::open(&path.join(format!("bench-{in_flight}")), config).await.expect("open");
-            let started = Instant::now();
-            let latencies = run(&log, &batch, batches, in_flight).await;
-            report(label, &latencies, started.elapsed(), batches * batch.len());
-            log.close().await;
+        let strict = LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: u64::MAX,
+            index_interval_bytes: 4096,
+            io_mode: IoMode::Direct,
+            preallocate_bytes: 32 << 20,
+            flush_messages: 1,
+            flush_ms: u64::MAX,
+        };
+        let modes = [
+            ("direct, fsync per batch", strict),
+            ("buffered, fsync per batch", LogConfig { io_mode: IoMode::Buffered, ..strict }),
+            ("buffered, no fsync", LogConfig { io_mode: IoMode::Buffered, flush_messages: u64::MAX, ..strict }),
+        ];
+        for (mode, config) in modes {
+            println!("{mode}");
+            for (label, in_flight) in [("serial", 1), ("16 in flight", CONCURRENT)] {
+                let dir = path.join(format!("{}-{in_flight}", mode.replace([' ', ','], "")));
+                let log = PartitionLog::open(&dir, config).await.expect("open");
+                let started = Instant::now();
+                let latencies = run(&log, &batch, batches, in_flight).await;
+                report(label, &latencies, started.elapsed(), batches * batch.len());
+                log.close().await;
+            }
         }
     });
     Ok(())
@@ -59,7 +78,7 @@ async fn run(log: &Rc<PartitionLog>, batch: &Bytes, batches: usize, in_flight: u
                 for _ in 0..per_task {
                     let sent = Instant::now();
                     let info = log.append_as_leader(batch.clone(), &described, 0).expect("append");
-                    log.wait_durable(info.last_offset).await.expect("durable");
+                    log.wait_committed(info.last_offset).await.expect("acknowledged");
                     latencies.push(sent.elapsed());
                 }
                 latencies
@@ -79,7 +98,7 @@ fn report(label: &str, latencies: &[Duration], elapsed: Duration, bytes: usize) 
     let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
     let secs = elapsed.as_secs_f64();
     println!(
-        "  {label:<28} {:>9.0} batches/s {:>8.1} MB/s   ack p50 {:>8.1?} p99 {:>8.1?} p99.9 {:>8.1?} max {:>8.1?}",
+        "  {label:<14} {:>9.0} batches/s {:>8.1} MB/s   ack p50 {:>8.1?} p99 {:>8.1?} p99.9 {:>8.1?} max {:>8.1?}",
         latencies.len() as f64 / secs,
         bytes as f64 / secs / 1e6,
         pct(0.50),

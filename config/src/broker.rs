@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::{ConfigError, Props};
+use crate::{CleanupPolicy, ConfigError, IoMode, Props};
 
 /// The embedded defaults: every key strand knows, with its default value and a comment.
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
@@ -54,6 +54,16 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: i32,
     pub max_in_flight_requests_per_connection: usize,
     pub log_segment_bytes: i64,
+    pub log_roll_ms: i64,
+    pub log_segment_preallocate_bytes: u64,
+    pub log_io_mode: IoMode,
+    pub log_flush_interval_messages: i64,
+    pub log_flush_interval_ms: i64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
+    pub log_cleanup_policy: CleanupPolicy,
+    pub log_cleaner_delete_retention_ms: i64,
     pub log_index_interval_bytes: i32,
 }
 
@@ -109,6 +119,16 @@ impl BrokerConfig {
                 1 << 16,
             )?),
             log_segment_bytes: p.take_int("log.segment.bytes", 14, max_i32)?,
+            log_roll_ms: p.take_int("log.roll.ms", 1, i64::MAX)?,
+            log_segment_preallocate_bytes: to_u64(p.take_int("log.segment.preallocate.bytes", 0, 1 << 34)?),
+            log_io_mode: p.take_parsed("log.io.mode")?,
+            log_flush_interval_messages: p.take_int("log.flush.interval.messages", 1, i64::MAX)?,
+            log_flush_interval_ms: p.take_int("log.flush.interval.ms", 0, i64::MAX)?,
+            log_retention_ms: p.take_int("log.retention.ms", -1, i64::MAX)?,
+            log_retention_bytes: p.take_int("log.retention.bytes", -1, i64::MAX)?,
+            log_retention_check_interval_ms: to_u64(p.take_int("log.retention.check.interval.ms", 1, i64::MAX)?),
+            log_cleanup_policy: p.take_parsed("log.cleanup.policy")?,
+            log_cleaner_delete_retention_ms: p.take_int("log.cleaner.delete.retention.ms", 0, i64::MAX)?,
             log_index_interval_bytes: to_i32(p.take_int("log.index.interval.bytes", 0, max_i32)?),
         };
         if config.log_dirs.as_os_str().is_empty() {
@@ -126,6 +146,10 @@ fn to_i32(n: i64) -> i32 {
 
 fn to_usize(n: i64) -> usize {
     usize::try_from(n).expect("range-checked by take_int")
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).expect("range-checked by take_int")
 }
 
 #[cfg(test)]

@@ -76,6 +76,12 @@ impl Props {
         }
     }
 
+    /// A string parsed with `FromStr`, whose error says what is wrong.
+    pub fn take_parsed<T: std::str::FromStr<Err = String>>(&mut self, key: &str) -> Result<T, ConfigError> {
+        let text = self.take_string(key)?;
+        text.parse().map_err(|reason| ConfigError::invalid(key, reason))
+    }
+
     /// An integer within `[min, max]`.
     pub fn take_int(&mut self, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
         match self.take(key)? {

@@ -2,44 +2,81 @@
 
 use std::collections::BTreeMap;
 
-use crate::{BrokerConfig, ConfigError};
+use crate::{BrokerConfig, CleanupPolicy, ConfigError};
 
-/// The topic-level keys strand enforces, with the broker key each one defaults from.
-pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] =
-    &[("segment.bytes", "log.segment.bytes"), ("max.message.bytes", "message.max.bytes")];
+/// The topic-level keys strand enforces, with the broker key each one defaults from (Kafka's
+/// pairs).
+pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
+    ("cleanup.policy", "log.cleanup.policy"),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+    ("flush.messages", "log.flush.interval.messages"),
+    ("flush.ms", "log.flush.interval.ms"),
+    ("index.interval.bytes", "log.index.interval.bytes"),
+    ("max.message.bytes", "message.max.bytes"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("retention.ms", "log.retention.ms"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.ms", "log.roll.ms"),
+];
 
 /// The effective configuration of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
-    pub segment_bytes: i64,
-    pub max_message_bytes: i32,
+    pub cleanup_policy: CleanupPolicy,
+    pub delete_retention_ms: i64,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
     pub index_interval_bytes: i32,
+    pub max_message_bytes: i32,
+    pub retention_bytes: i64,
+    pub retention_ms: i64,
+    pub segment_bytes: i64,
+    pub segment_ms: i64,
 }
 
 impl TopicConfig {
     /// Broker defaults overlaid with `overrides` (Kafka topic config names to string values).
-    pub fn resolve(
-        broker: &BrokerConfig,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<Self, ConfigError> {
-        let mut config = Self {
-            segment_bytes: broker.log_segment_bytes,
-            max_message_bytes: broker.message_max_bytes,
+    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut c = Self {
+            cleanup_policy: broker.log_cleanup_policy,
+            delete_retention_ms: broker.log_cleaner_delete_retention_ms,
+            flush_messages: broker.log_flush_interval_messages,
+            flush_ms: broker.log_flush_interval_ms,
             index_interval_bytes: broker.log_index_interval_bytes,
+            max_message_bytes: broker.message_max_bytes,
+            retention_bytes: broker.log_retention_bytes,
+            retention_ms: broker.log_retention_ms,
+            segment_bytes: broker.log_segment_bytes,
+            segment_ms: broker.log_roll_ms,
         };
+        let max_i32 = i64::from(i32::MAX);
         for (key, value) in overrides {
+            let v = value.as_str();
             match key.as_str() {
-                "segment.bytes" => config.segment_bytes = parse_int(key, value, 14, i32::MAX)?.into(),
-                "max.message.bytes" => config.max_message_bytes = parse_int(key, value, 0, i32::MAX)?,
+                "cleanup.policy" => c.cleanup_policy = v.parse().map_err(|r| ConfigError::invalid(key, r))?,
+                "delete.retention.ms" => c.delete_retention_ms = parse_int(key, v, 0, i64::MAX)?,
+                "flush.messages" => c.flush_messages = parse_int(key, v, 1, i64::MAX)?,
+                "flush.ms" => c.flush_ms = parse_int(key, v, 0, i64::MAX)?,
+                "index.interval.bytes" => c.index_interval_bytes = narrow(parse_int(key, v, 0, max_i32)?),
+                "max.message.bytes" => c.max_message_bytes = narrow(parse_int(key, v, 0, max_i32)?),
+                "retention.bytes" => c.retention_bytes = parse_int(key, v, -1, i64::MAX)?,
+                "retention.ms" => c.retention_ms = parse_int(key, v, -1, i64::MAX)?,
+                "segment.bytes" => c.segment_bytes = parse_int(key, v, 14, max_i32)?,
+                "segment.ms" => c.segment_ms = parse_int(key, v, 1, i64::MAX)?,
                 _ => return Err(ConfigError::UnknownKey(key.clone())),
             }
         }
-        Ok(config)
+        Ok(c)
+    }
+
+    /// True when every appended batch must be fdatasync'ed before it is acknowledged.
+    pub fn flush_every_batch(&self) -> bool {
+        self.flush_messages <= 1
     }
 }
 
-fn parse_int(key: &str, value: &str, min: i32, max: i32) -> Result<i32, ConfigError> {
-    let n: i32 = value
+fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = value
         .trim()
         .parse()
         .map_err(|e| ConfigError::invalid(key, format!("'{value}' is not an integer: {e}")))?;
@@ -47,6 +84,10 @@ fn parse_int(key: &str, value: &str, min: i32, max: i32) -> Result<i32, ConfigEr
         return Err(ConfigError::invalid(key, format!("{n} is outside [{min}, {max}]")));
     }
     Ok(n)
+}
+
+fn narrow(n: i64) -> i32 {
+    i32::try_from(n).expect("range-checked by parse_int")
 }
 
 #[cfg(test)]
@@ -60,10 +101,15 @@ mod tests {
 
     #[test]
     fn overrides_replace_broker_defaults() {
-        let overrides = BTreeMap::from([("segment.bytes".to_owned(), "4096".to_owned())]);
+        let overrides = BTreeMap::from([
+            ("segment.bytes".to_owned(), "4096".to_owned()),
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+        ]);
         let config = TopicConfig::resolve(&broker(), &overrides).unwrap();
         assert_eq!(config.segment_bytes, 4096);
+        assert!(config.cleanup_policy.compact && !config.cleanup_policy.delete);
         assert_eq!(config.max_message_bytes, 1_048_588);
+        assert!(config.flush_every_batch(), "strand's default is strict");
     }
 
     #[test]
@@ -72,5 +118,13 @@ mod tests {
         assert!(TopicConfig::resolve(&broker(), &unknown).is_err());
         let bad = BTreeMap::from([("segment.bytes".to_owned(), "lots".to_owned())]);
         assert!(TopicConfig::resolve(&broker(), &bad).is_err());
+    }
+
+    #[test]
+    fn every_topic_key_defaults_from_a_real_broker_key() {
+        let props = BrokerConfig::default_props();
+        for (topic_key, broker_key) in TOPIC_CONFIG_KEYS {
+            assert!(props.get(broker_key).is_some(), "{topic_key} defaults from unknown {broker_key}");
+        }
     }
 }

@@ -1,76 +1,70 @@
-//! An append-only file written with O_DIRECT.
+//! An append-only file, written with O_DIRECT (`direct`) or through the page cache
+//! (`buffered`).
 //!
-//! On-disk contract: the file holds `len()` meaningful bytes followed by zero padding up to the
-//! next page boundary (writes are whole pages). After `append` returns, the bytes are in the
-//! device's queue but not necessarily durable; after `sync` returns they are fdatasync'ed.
-//! A reader of this file must never read past the length its owner has published as written.
+//! On-disk contract: the file holds `len()` meaningful bytes. In direct mode writes are whole
+//! pages, so zero padding may follow up to the next page boundary until the file is closed.
+//! After `append` returns the bytes are written but not necessarily durable; after `sync`
+//! returns they are fdatasync'ed. Space is reserved ahead with fallocate (keeping the file
+//! size) in steps of `preallocate_bytes`, so appends rarely allocate blocks. A reader must
+//! never read past the length the file's owner has published.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 
-use crate::{IoError, Result};
+use crate::faults::{self, FaultOp};
+use crate::reader::{FileReader, ReadBackend};
+use crate::{IoError, IoMode, Result};
 
-/// Writes are done in whole pages of this size (a multiple of every device's O_DIRECT
+/// Direct writes are done in whole pages of this size (a multiple of every device's O_DIRECT
 /// alignment that strand runs on).
 pub const PAGE_BYTES: u64 = 4096;
 
-/// The write side of a file: owns the logical length and the bytes of the partial last page.
+enum WriteBackend {
+    /// O_DIRECT. `tail` holds the bytes of the partial page at `align_down(len)`, kept so the
+    /// next append rewrites that page whole without reading it back.
+    Direct { file: Rc<DmaFile>, tail: Vec<u8> },
+    Buffered { file: Rc<BufferedFile> },
+}
+
+/// The write side of a file: owns its logical length.
 pub struct AppendFile {
-    file: Rc<DmaFile>,
+    backend: WriteBackend,
     path: PathBuf,
     len: u64,
-    /// The bytes of the partial page at `align_down(len)`, kept so the next append can rewrite
-    /// that page whole without reading it back.
-    tail: Vec<u8>,
+    allocated: u64,
+    preallocate_bytes: u64,
 }
 
 impl AppendFile {
     /// Creates (or truncates) the file at `path`. The caller fsyncs the directory.
-    pub async fn create(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .dma_open(path)
-            .await
-            .map_err(|e| IoError::os("create", path, e))?;
-        Ok(Self { file: Rc::new(file), path: path.to_owned(), len: 0, tail: Vec::new() })
+    pub async fn create(path: &Path, mode: IoMode, preallocate_bytes: u64) -> Result<Self> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(true);
+        let backend = open_backend(&options, path, mode, "create").await?;
+        Ok(Self { backend, path: path.to_owned(), len: 0, allocated: 0, preallocate_bytes })
     }
 
     /// Opens an existing file for appending after its first `len` bytes (the length recovery
     /// found valid); anything after them is cut off.
-    pub async fn open_at(path: &Path, len: u64) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .dma_open(path)
-            .await
-            .map_err(|e| IoError::os("open", path, e))?;
-        let file = Rc::new(file);
-        let page_start = align_down(len);
-        let tail_len = usize::try_from(len - page_start).expect("less than a page");
-        let tail = if tail_len == 0 {
-            Vec::new()
-        } else {
-            let page = file
-                .read_at(page_start, tail_len)
-                .await
-                .map_err(|e| IoError::os("read tail page of", path, e))?;
-            page.to_vec()
-        };
-        let mut this = Self { file, path: path.to_owned(), len, tail };
-        if this.tail.len() != tail_len {
-            return Err(IoError::ShortWrite {
-                op: "read tail page of",
-                path: this.path,
-                written: this.tail.len(),
-                expected: tail_len,
-            });
+    pub async fn open_at(path: &Path, len: u64, mode: IoMode, preallocate_bytes: u64) -> Result<Self> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let mut backend = open_backend(&options, path, mode, "open").await?;
+        if let WriteBackend::Direct { file, tail } = &mut backend {
+            let page_start = align_down(len);
+            let tail_len = usize::try_from(len - page_start).expect("less than a page");
+            if tail_len > 0 {
+                let page = file.read_at(page_start, tail_len).await.map_err(|e| IoError::os("read tail page of", path, e))?;
+                if page.len() != tail_len {
+                    return Err(IoError::ShortWrite { op: "read tail page of", path: path.to_owned(), written: page.len(), expected: tail_len });
+                }
+                *tail = page.to_vec();
+            }
         }
+        let mut this = Self { backend, path: path.to_owned(), len, allocated: len, preallocate_bytes };
         this.truncate_to_len().await?;
         Ok(this)
     }
@@ -89,95 +83,135 @@ impl AppendFile {
 
     /// A read handle on the same file.
     pub fn reader(&self) -> FileReader {
-        FileReader { file: Rc::clone(&self.file), path: self.path.clone() }
+        let backend = match &self.backend {
+            WriteBackend::Direct { file, .. } => ReadBackend::Direct(Rc::clone(file)),
+            WriteBackend::Buffered { file } => ReadBackend::Buffered(Rc::clone(file)),
+        };
+        FileReader::new(backend, self.path.clone())
     }
 
-    /// Appends `chunks` in one write: the partial tail page, then the chunks, padded with zeros
-    /// to a whole page, written at the tail page's start.
+    /// Appends `chunks` in one write.
     pub async fn append(&mut self, chunks: &[Bytes]) -> Result<()> {
         let added: usize = chunks.iter().map(Bytes::len).sum();
         if added == 0 {
             return Ok(());
         }
-        let start = align_down(self.len);
-        let used = self.tail.len() + added;
-        let size = usize::try_from(align_up(used as u64)).expect("fits in memory");
-        let mut buf = self.file.alloc_dma_buffer(size);
-        let dst = buf.as_bytes_mut();
-        dst[..self.tail.len()].copy_from_slice(&self.tail);
-        let mut at = self.tail.len();
-        for chunk in chunks {
-            dst[at..at + chunk.len()].copy_from_slice(chunk);
-            at += chunk.len();
-        }
-        dst[used..].fill(0);
+        faults::check(FaultOp::Write, &self.path).map_err(|e| IoError::os("write", &self.path, e))?;
+        self.maybe_preallocate(added as u64).await?;
         let new_len = self.len + added as u64;
-        let new_tail_start = usize::try_from(align_down(new_len) - start).expect("fits");
-        let new_tail = dst[new_tail_start..used].to_vec();
-        let written =
-            self.file.write_at(buf, start).await.map_err(|e| IoError::os("write", &self.path, e))?;
-        if written != size {
-            return Err(IoError::ShortWrite { op: "write", path: self.path.clone(), written, expected: size });
+        match &mut self.backend {
+            WriteBackend::Direct { file, tail } => {
+                // The partial tail page, then the chunks, zero-padded to a whole page, written at
+                // the tail page's start.
+                let start = align_down(self.len);
+                let used = tail.len() + added;
+                let size = usize::try_from(align_up(used as u64)).expect("fits in memory");
+                let mut buf = file.alloc_dma_buffer(size);
+                let dst = buf.as_bytes_mut();
+                dst[..tail.len()].copy_from_slice(tail);
+                copy_chunks(&mut dst[tail.len()..used], chunks);
+                dst[used..].fill(0);
+                let new_tail_start = usize::try_from(align_down(new_len) - start).expect("fits");
+                let new_tail = dst[new_tail_start..used].to_vec();
+                let written = file.write_at(buf, start).await.map_err(|e| IoError::os("write", &self.path, e))?;
+                if written != size {
+                    return Err(IoError::ShortWrite { op: "write", path: self.path.clone(), written, expected: size });
+                }
+                *tail = new_tail;
+            }
+            WriteBackend::Buffered { file } => {
+                let mut buf = vec![0u8; added];
+                copy_chunks(&mut buf, chunks);
+                let written = file.write_at(buf, self.len).await.map_err(|e| IoError::os("write", &self.path, e))?;
+                if written != added {
+                    return Err(IoError::ShortWrite { op: "write", path: self.path.clone(), written, expected: added });
+                }
+            }
         }
         self.len = new_len;
-        self.tail = new_tail;
+        Ok(())
+    }
+
+    /// Reserves the next step of space when an append would pass what is reserved.
+    async fn maybe_preallocate(&mut self, added: u64) -> Result<()> {
+        if self.preallocate_bytes == 0 || self.len + added <= self.allocated {
+            return Ok(());
+        }
+        let target = align_up(self.len + added).max(self.allocated + self.preallocate_bytes);
+        let result = match &self.backend {
+            WriteBackend::Direct { file, .. } => file.pre_allocate(target, true).await,
+            WriteBackend::Buffered { file } => file.pre_allocate(target, true).await,
+        };
+        match result {
+            Ok(()) => self.allocated = target,
+            // Not every filesystem can fallocate; appends then allocate as they go.
+            Err(e) => {
+                let e: std::io::Error = e.into();
+                if e.raw_os_error() != Some(95) {
+                    return Err(IoError::os("fallocate", &self.path, e));
+                }
+                self.preallocate_bytes = 0;
+            }
+        }
         Ok(())
     }
 
     /// fdatasync: everything appended before this call is durable when it returns.
     pub async fn sync(&self) -> Result<()> {
-        self.file.fdatasync().await.map_err(|e| IoError::os("fdatasync", &self.path, e))
-    }
-
-    /// Cuts the zero padding of the last page so the file's size is its logical length
-    /// (done when a segment is sealed or closed).
-    pub async fn truncate_to_len(&mut self) -> Result<()> {
-        self.file.truncate(self.len).await.map_err(|e| IoError::os("truncate", &self.path, e))
-    }
-
-    /// Syncs, trims the padding and closes.
-    pub async fn close(mut self) -> Result<()> {
-        self.truncate_to_len().await?;
-        self.sync().await?;
+        faults::check(FaultOp::Sync, &self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
+        let result = match &self.backend {
+            WriteBackend::Direct { file, .. } => file.fdatasync().await,
+            WriteBackend::Buffered { file } => file.fdatasync().await,
+        };
+        result.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
+        faults::record_sync(&self.path, self.len);
         Ok(())
     }
-}
 
-/// A read handle on a file being appended to, or sealed. Reads must stay within the length its
-/// writer has published.
-#[derive(Clone)]
-pub struct FileReader {
-    file: Rc<DmaFile>,
-    path: PathBuf,
-}
-
-impl FileReader {
-    /// Opens a file for reading only.
-    pub async fn open(path: &Path) -> Result<Self> {
-        let file = DmaFile::open(path).await.map_err(|e| IoError::os("open", path, e))?;
-        Ok(Self { file: Rc::new(file), path: path.to_owned() })
+    /// Cuts padding and reserved space so the file's size is its logical length (done when a
+    /// segment is sealed or closed).
+    pub async fn truncate_to_len(&mut self) -> Result<()> {
+        let result = match &self.backend {
+            WriteBackend::Direct { file, .. } => file.truncate(self.len).await,
+            WriteBackend::Buffered { file } => file.truncate(self.len).await,
+        };
+        self.allocated = self.len;
+        result.map_err(|e| IoError::os("truncate", &self.path, e))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub async fn size(&self) -> Result<u64> {
-        self.file.file_size().await.map_err(|e| IoError::os("stat", &self.path, e))
-    }
-
-    /// Reads up to `len` bytes at `pos`; fewer at the end of the file.
-    pub async fn read_at(&self, pos: u64, len: usize) -> Result<Bytes> {
-        let read = self.file.read_at(pos, len).await.map_err(|e| IoError::os("read", &self.path, e))?;
-        Ok(Bytes::copy_from_slice(&read))
+    /// Trims the file to its length and syncs it.
+    pub async fn close(mut self) -> Result<()> {
+        self.truncate_to_len().await?;
+        self.sync().await
     }
 }
 
-fn align_down(n: u64) -> u64 {
+async fn open_backend(options: &OpenOptions, path: &Path, mode: IoMode, op: &'static str) -> Result<WriteBackend> {
+    Ok(match mode {
+        IoMode::Direct => {
+            let file = options.dma_open(path).await.map_err(|e| IoError::os(op, path, e))?;
+            WriteBackend::Direct { file: Rc::new(file), tail: Vec::new() }
+        }
+        IoMode::Buffered => {
+            let file = options.buffered_open(path).await.map_err(|e| IoError::os(op, path, e))?;
+            WriteBackend::Buffered { file: Rc::new(file) }
+        }
+    })
+}
+
+fn copy_chunks(dst: &mut [u8], chunks: &[Bytes]) {
+    let mut at = 0;
+    for chunk in chunks {
+        dst[at..at + chunk.len()].copy_from_slice(chunk);
+        at += chunk.len();
+    }
+}
+
+pub(crate) fn align_down(n: u64) -> u64 {
     n - n % PAGE_BYTES
 }
 
-fn align_up(n: u64) -> u64 {
+pub(crate) fn align_up(n: u64) -> u64 {
     align_down(n + PAGE_BYTES - 1)
 }
 
@@ -201,12 +235,11 @@ mod tests {
             .expect("join");
     }
 
-    #[test]
-    fn appends_across_pages_read_back_exactly() {
+    fn appends_across_pages_read_back_exactly(mode: IoMode) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         run(move || async move {
-            let mut file = AppendFile::create(&path).await.unwrap();
+            let mut file = AppendFile::create(&path, mode, 64 << 10).await.unwrap();
             let mut expected = Vec::new();
             for i in 0..50u8 {
                 let chunk = Bytes::from(vec![i; 97 * usize::from(i) + 1]);
@@ -217,26 +250,47 @@ mod tests {
             assert_eq!(file.len(), expected.len() as u64);
             let got = file.reader().read_at(0, expected.len()).await.unwrap();
             assert_eq!(&got[..], &expected[..]);
+            file.close().await.unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), expected.len() as u64);
         });
     }
 
     #[test]
-    fn reopen_keeps_the_tail_page_and_cuts_what_follows() {
+    fn direct_appends_across_pages_read_back_exactly() {
+        appends_across_pages_read_back_exactly(IoMode::Direct);
+    }
+
+    #[test]
+    fn buffered_appends_across_pages_read_back_exactly() {
+        appends_across_pages_read_back_exactly(IoMode::Buffered);
+    }
+
+    fn reopen_keeps_the_tail_page_and_cuts_what_follows(mode: IoMode) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.log");
         run(move || async move {
-            let mut file = AppendFile::create(&path).await.unwrap();
+            let mut file = AppendFile::create(&path, mode, 0).await.unwrap();
             file.append(&[Bytes::from(vec![1u8; 5000])]).await.unwrap();
             file.close().await.unwrap();
             // Recovery decided only the first 4500 bytes are valid.
-            let mut file = AppendFile::open_at(&path, 4500).await.unwrap();
+            let mut file = AppendFile::open_at(&path, 4500, mode, 0).await.unwrap();
             file.append(&[Bytes::from(vec![2u8; 100])]).await.unwrap();
             file.close().await.unwrap();
-            let reader = FileReader::open(&path).await.unwrap();
+            let reader = FileReader::open(&path, mode).await.unwrap();
             assert_eq!(reader.size().await.unwrap(), 4600);
             let got = reader.read_at(0, 4600).await.unwrap();
             assert!(got[..4500].iter().all(|b| *b == 1));
             assert!(got[4500..].iter().all(|b| *b == 2));
         });
+    }
+
+    #[test]
+    fn direct_reopen_keeps_the_tail_page_and_cuts_what_follows() {
+        reopen_keeps_the_tail_page_and_cuts_what_follows(IoMode::Direct);
+    }
+
+    #[test]
+    fn buffered_reopen_keeps_the_tail_page_and_cuts_what_follows() {
+        reopen_keeps_the_tail_page_and_cuts_what_follows(IoMode::Buffered);
     }
 }

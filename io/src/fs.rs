@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use glommio::io::Directory;
 
-use crate::{AppendFile, FileReader, IoError, Result};
+use crate::{AppendFile, FileReader, IoError, IoMode, Result};
 
 /// fsync a directory, making creations, renames and removals in it durable.
 pub async fn sync_dir(path: &Path) -> Result<()> {
@@ -76,7 +76,7 @@ pub async fn remove_file(path: &Path) -> Result<()> {
 /// it, rename it over `path`, fsync the directory. A crash leaves the old or the new contents.
 pub async fn write_atomic(path: &Path, contents: Bytes) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = AppendFile::create(&tmp).await?;
+    let mut file = AppendFile::create(&tmp, IoMode::Buffered, 0).await?;
     file.append(&[contents]).await?;
     file.close().await?;
     glommio::io::rename(&tmp, path).await.map_err(|e| IoError::os("rename", &tmp, e))?;
@@ -88,7 +88,7 @@ pub async fn write_atomic(path: &Path, contents: Bytes) -> Result<()> {
 
 /// The whole contents of a file, or None if it does not exist.
 pub async fn read_whole(path: &Path) -> Result<Option<Bytes>> {
-    let reader = match FileReader::open(path).await {
+    let reader = match FileReader::open(path, IoMode::Buffered).await {
         Ok(reader) => reader,
         Err(IoError::Os { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None)
@@ -100,7 +100,7 @@ pub async fn read_whole(path: &Path) -> Result<Option<Bytes>> {
 }
 
 /// Runs a blocking syscall on glommio's blocking pool.
-async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+pub(crate) async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     glommio::executor().spawn_blocking(f).await
 }
 
@@ -117,7 +117,7 @@ pub async fn probe_device(dir: &Path, shard_name: &str) -> Result<()> {
     blocking(move || std::fs::write(&owned, vec![0xA5u8; crate::PAGE_BYTES as usize]))
         .await
         .map_err(|e| IoError::os("write probe", &path, e))?;
-    let reader = FileReader::open(&path).await?;
+    let reader = FileReader::open(&path, IoMode::Direct).await?;
     drop(reader);
     let owned = path.clone();
     blocking(move || std::fs::remove_file(&owned)).await.map_err(|e| IoError::os("remove probe", &path, e))

@@ -1,17 +1,24 @@
 //! strand-io: the only code that touches files.
 //!
 //! Runs on every shard, at the bottom of the data path: segment writers append through
-//! [`AppendFile`] (O_DIRECT, page-aligned, the partial tail page kept in memory and rewritten),
-//! readers read through [`FileReader`], and the small helpers in [`fs`] create, fsync and remove
-//! files and directories. Nothing here blocks a shard thread: file I/O goes through io_uring and
-//! directory walks run on glommio's blocking pool.
+//! [`AppendFile`] (O_DIRECT with the partial tail page kept in memory and rewritten, or through
+//! the page cache in `buffered` mode), readers read through [`FileReader`], and the helpers in
+//! [`fs`] create, fsync and remove files and directories. Nothing here blocks a shard thread:
+//! file I/O goes through io_uring and directory walks run on glommio's blocking pool.
+//! [`faults`] is the seam through which tests make operations fail.
 
 mod append_file;
 mod error;
+pub mod faults;
+mod mapped_file;
 pub mod fs;
+mod reader;
 
-pub use append_file::{AppendFile, FileReader, PAGE_BYTES};
+pub use append_file::{AppendFile, PAGE_BYTES};
 pub use error::IoError;
+pub use mapped_file::MappedFile;
+pub use strand_config::IoMode;
+pub use reader::FileReader;
 
 /// Result of every operation in this crate.
 pub type Result<T> = std::result::Result<T, IoError>;

@@ -1,20 +1,29 @@
-//! The log of a partition: segment files with their indexes, recovery, and the durable append
-//! path. Runs on the shard that owns the partition; files are touched only through strand-io.
+//! The log of a partition: segment files with their indexes, recovery, the durable append path,
+//! and retention. Runs on the shard that owns the partition; files are touched only through
+//! strand-io.
 //!
 //! Directory of a partition: `<log.dirs>/<topic>-<partition>/`, segments named by base offset
 //! (20 digits): `.log` (record batches v2 as stored), `.index` (sparse offset -> position),
-//! `.timeindex` (timestamp -> offset).
+//! `.timeindex` (timestamp -> offset); `clean-shutdown` after a clean close;
+//! `log-start-offset` once DeleteRecords moved the start inside a segment.
 
 mod batch_scan;
 mod error;
+mod index_bytes;
+mod log_writer;
 mod offset_index;
 mod partition_log;
 mod recovery;
+mod retention;
 mod segment;
 mod time_index;
+
+#[cfg(test)]
+mod tests;
 
 pub use error::LogError;
 pub use offset_index::OffsetIndex;
 pub use partition_log::{AppendInfo, LogConfig, LogOffsets, LogRead, PartitionLog};
+pub use retention::RetentionLimits;
 pub use segment::Segment;
 pub use time_index::TimeIndex;

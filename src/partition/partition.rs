@@ -4,11 +4,11 @@ use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use strand_config::TopicConfig;
+use strand_config::{BrokerConfig, TopicConfig};
 use uuid::Uuid;
 
 use super::PartitionError;
-use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, LogRead, PartitionLog};
+use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, LogRead, PartitionLog, RetentionLimits};
 use crate::protocol::record_batch::split_batches;
 
 /// Single-node strand has one leader epoch; replication brings epochs that move.
@@ -40,12 +40,9 @@ impl Partition {
         index: i32,
         topic_id: Uuid,
         config: TopicConfig,
+        broker: &BrokerConfig,
     ) -> Result<Self, LogError> {
-        let log_config = LogConfig {
-            segment_bytes: u64::try_from(config.segment_bytes).expect("validated positive"),
-            index_interval_bytes: u64::try_from(config.index_interval_bytes).expect("validated positive"),
-        };
-        let log = PartitionLog::open(dir, log_config).await?;
+        let log = PartitionLog::open(dir, log_config(&config, broker)).await?;
         Ok(Self { topic: topic.to_owned(), index, topic_id, config, log })
     }
 
@@ -66,7 +63,7 @@ impl Partition {
         }
         let info = self.log.append_as_leader(records, &batches, LEADER_EPOCH)?;
         if acks != 0 {
-            self.log.wait_durable(info.last_offset).await?;
+            self.log.wait_committed(info.last_offset).await?;
         }
         Ok(info)
     }
@@ -77,6 +74,20 @@ impl Partition {
 
     pub fn offsets(&self) -> LogOffsets {
         self.log.offsets()
+    }
+
+    /// Applies the topic's retention, if its cleanup.policy includes delete.
+    pub async fn apply_retention(&self) -> Result<usize, PartitionError> {
+        if !self.config.cleanup_policy.delete {
+            return Ok(0);
+        }
+        let limits = RetentionLimits { retention_ms: self.config.retention_ms, retention_bytes: self.config.retention_bytes };
+        Ok(self.log.apply_retention(limits).await?)
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        Ok(self.log.delete_records_before(offset).await?)
     }
 
     pub async fn list_offset(&self, timestamp: i64) -> Result<ListedOffset, PartitionError> {
@@ -90,5 +101,19 @@ impl Partition {
             },
         };
         Ok(listed)
+    }
+}
+
+/// The log settings of a partition: its topic's config and the broker's I/O settings.
+fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
+    let positive = |n: i64| u64::try_from(n).unwrap_or(0);
+    LogConfig {
+        segment_bytes: positive(topic.segment_bytes),
+        segment_ms: positive(topic.segment_ms),
+        index_interval_bytes: positive(i64::from(topic.index_interval_bytes)),
+        io_mode: broker.log_io_mode,
+        preallocate_bytes: broker.log_segment_preallocate_bytes.min(positive(topic.segment_bytes)),
+        flush_messages: positive(topic.flush_messages),
+        flush_ms: positive(topic.flush_ms),
     }
 }

@@ -44,7 +44,7 @@ impl ShardState {
                     continue;
                 }
                 let dir = self.config.log_dirs.join(format!("{}-{index}", topic.name));
-                match Partition::open(&dir, &topic.name, index, topic.id, config.clone()).await {
+                match Partition::open(&dir, &topic.name, index, topic.id, config.clone(), &self.config).await {
                     Ok(partition) => {
                         self.partitions.borrow_mut().insert((topic.name.clone(), index), Rc::new(partition));
                     }

@@ -1,0 +1,66 @@
+//! The read side of a file: segment readers share the writer's file handle or open their own.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::io::{BufferedFile, DmaFile};
+
+use crate::faults::{self, FaultOp};
+use crate::{IoError, IoMode, Result};
+
+#[derive(Clone)]
+pub(crate) enum ReadBackend {
+    Direct(Rc<DmaFile>),
+    Buffered(Rc<BufferedFile>),
+}
+
+/// A read handle. Reads must stay within the length the file's writer has published.
+#[derive(Clone)]
+pub struct FileReader {
+    backend: ReadBackend,
+    path: PathBuf,
+}
+
+impl FileReader {
+    pub(crate) fn new(backend: ReadBackend, path: PathBuf) -> Self {
+        Self { backend, path }
+    }
+
+    /// Opens a file for reading only.
+    pub async fn open(path: &Path, mode: IoMode) -> Result<Self> {
+        let backend = match mode {
+            IoMode::Direct => {
+                ReadBackend::Direct(Rc::new(DmaFile::open(path).await.map_err(|e| IoError::os("open", path, e))?))
+            }
+            IoMode::Buffered => {
+                ReadBackend::Buffered(Rc::new(BufferedFile::open(path).await.map_err(|e| IoError::os("open", path, e))?))
+            }
+        };
+        Ok(Self { backend, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub async fn size(&self) -> Result<u64> {
+        let size = match &self.backend {
+            ReadBackend::Direct(file) => file.file_size().await,
+            ReadBackend::Buffered(file) => file.file_size().await,
+        };
+        size.map_err(|e| IoError::os("stat", &self.path, e))
+    }
+
+    /// Reads up to `len` bytes at `pos`; fewer at the end of the file. Direct reads are
+    /// widened to the device alignment internally.
+    pub async fn read_at(&self, pos: u64, len: usize) -> Result<Bytes> {
+        faults::check(FaultOp::Read, &self.path).map_err(|e| IoError::os("read", &self.path, e))?;
+        let read = match &self.backend {
+            ReadBackend::Direct(file) => file.read_at(pos, len).await,
+            ReadBackend::Buffered(file) => file.read_at(pos, len).await,
+        };
+        let read = read.map_err(|e| IoError::os("read", &self.path, e))?;
+        Ok(Bytes::copy_from_slice(&read))
+    }
+}

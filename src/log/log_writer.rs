@@ -1,0 +1,220 @@
+//! The writer task of one partition log: the only code that writes its files.
+//!
+//! Each round takes every queued batch, writes them to the active segment in one write
+//! (rolling the segment when a batch would pass segment.bytes or the segment is older than
+//! segment.ms), then applies the flush policy: strict mode fdatasyncs and only then moves the
+//! high watermark (acks and parked fetches wake); relaxed mode moves it after the write and
+//! fdatasyncs once flush.messages messages are written or flush.ms has passed. After every
+//! fdatasync the new index entries are appended to the index files (not synced: recovery
+//! checks them), so an index entry only ever points at durable data.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_lite::future;
+use strand_io::{fs, IoError};
+use strand_shards::task::sleep;
+use tracing::{debug, error};
+
+use super::partition_log::PendingBatch;
+use super::recovery::{create_active, mapped_indexes, ActiveFiles, CLEAN_SHUTDOWN_FILE};
+use super::{PartitionLog, Segment};
+
+/// What the writer tracks between rounds.
+struct Writer {
+    active: ActiveFiles,
+    /// Offset after the last batch written.
+    written_offset: i64,
+    /// Messages written since the last fdatasync, and when the first of them was.
+    unflushed_messages: u64,
+    unflushed_since: Option<Instant>,
+}
+
+impl PartitionLog {
+    pub(super) async fn run_writer(self: Rc<Self>, active: ActiveFiles) {
+        let written_offset = self.state.borrow().log_end_offset;
+        let mut writer = Writer { active, written_offset, unflushed_messages: 0, unflushed_since: None };
+        let result = match self.write_until_closed(&mut writer).await {
+            Ok(()) => self.close_files(writer).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            error!(dir = %self.dir.display(), error = %e, "partition log failed: going offline");
+            self.state.borrow_mut().failure = Some(e.to_string());
+            self.progress.notify(usize::MAX);
+        }
+    }
+
+    async fn write_until_closed(&self, writer: &mut Writer) -> Result<(), IoError> {
+        loop {
+            if let Some(batches) = self.take_pending() {
+                self.write_batches(writer, batches).await?;
+                if self.config.strict() {
+                    self.sync(writer).await?;
+                } else {
+                    self.publish(writer.written_offset);
+                    if writer.unflushed_messages >= self.config.flush_messages {
+                        self.sync(writer).await?;
+                    }
+                }
+                continue;
+            }
+            if self.state.borrow().closing {
+                return self.sync(writer).await;
+            }
+            let listener = self.work.listen();
+            let idle = {
+                let state = self.state.borrow();
+                state.pending.is_empty() && !state.closing
+            };
+            if !idle {
+                continue;
+            }
+            match writer.unflushed_since {
+                Some(since) => {
+                    let due = since + self.config.flush_interval();
+                    let timer = async {
+                        sleep(due.saturating_duration_since(Instant::now())).await;
+                    };
+                    future::or(listener, timer).await;
+                    if Instant::now() >= due {
+                        self.sync(writer).await?;
+                    }
+                }
+                None => listener.await,
+            }
+        }
+    }
+
+    /// Everything queued for the writer, if anything is.
+    fn take_pending(&self) -> Option<Vec<PendingBatch>> {
+        let mut state = self.state.borrow_mut();
+        (!state.pending.is_empty()).then(|| std::mem::take(&mut state.pending))
+    }
+
+    /// Writes `batches` (in offset order), rolling the active segment when needed.
+    async fn write_batches(&self, writer: &mut Writer, batches: Vec<PendingBatch>) -> Result<(), IoError> {
+        let mut group: Vec<PendingBatch> = Vec::new();
+        let mut group_bytes = 0u64;
+        for batch in batches {
+            let size = batch.bytes.len() as u64;
+            let used = writer.active.log.len() + group_bytes;
+            if used > 0 && (used + size > self.config.segment_bytes || self.active_segment_expired()) {
+                self.write_group(writer, std::mem::take(&mut group)).await?;
+                group_bytes = 0;
+                self.roll(writer, batch.header.base_offset).await?;
+            }
+            group_bytes += size;
+            group.push(batch);
+        }
+        self.write_group(writer, group).await
+    }
+
+    fn active_segment_expired(&self) -> bool {
+        let state = self.state.borrow();
+        let active = state.segments.last().expect("a log has an active segment");
+        active.first_append.is_some_and(|t| t.elapsed().as_millis() >= u128::from(self.config.segment_ms))
+    }
+
+    /// Writes one group to the active segment and records it in the segment (not yet visible:
+    /// the high watermark moves in `publish`).
+    async fn write_group(&self, writer: &mut Writer, group: Vec<PendingBatch>) -> Result<(), IoError> {
+        let Some(last) = group.last() else { return Ok(()) };
+        let next_offset = last.header.next_offset();
+        let start = writer.active.log.len();
+        let chunks: Vec<Bytes> = group.iter().map(|b| b.bytes.clone()).collect();
+        writer.active.log.append(&chunks).await?;
+        let mut state = self.state.borrow_mut();
+        let interval = self.config.index_interval_bytes;
+        let segment = state.segments.last_mut().expect("a log has an active segment");
+        let mut position = start;
+        for batch in &group {
+            segment.on_batch(&batch.header, position, interval);
+            position += batch.bytes.len() as u64;
+            writer.unflushed_messages += u64::from(batch.header.records_count.unsigned_abs());
+        }
+        assert_eq!(segment.size, writer.active.log.len(), "the segment records exactly what was written");
+        writer.written_offset = next_offset;
+        writer.unflushed_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// fdatasyncs the active segment, then persists its new index entries and publishes.
+    async fn sync(&self, writer: &mut Writer) -> Result<(), IoError> {
+        if writer.unflushed_since.is_none() {
+            return Ok(());
+        }
+        writer.active.log.sync().await?;
+        writer.unflushed_messages = 0;
+        writer.unflushed_since = None;
+        self.state.borrow_mut().durable_offset = writer.written_offset;
+        self.persist_index_entries(&mut writer.active).await?;
+        self.publish(writer.written_offset);
+        Ok(())
+    }
+
+    /// Moves the high watermark to `offset` and wakes acks and parked fetches.
+    fn publish(&self, offset: i64) {
+        let mut state = self.state.borrow_mut();
+        if offset > state.high_watermark {
+            state.high_watermark = offset;
+            drop(state);
+            self.progress.notify(usize::MAX);
+        }
+    }
+
+    /// Appends the active segment's index entries not yet in its index files.
+    async fn persist_index_entries(&self, files: &mut ActiveFiles) -> Result<(), IoError> {
+        let (offsets, times) = {
+            let mut state = self.state.borrow_mut();
+            let segment = state.segments.last_mut().expect("a log has an active segment");
+            let offsets = Bytes::copy_from_slice(segment.offset_index.encoded_from(segment.persisted_offset_entries));
+            let times = Bytes::copy_from_slice(segment.time_index.encoded_from(segment.persisted_time_entries));
+            segment.persisted_offset_entries = segment.offset_index.len();
+            segment.persisted_time_entries = segment.time_index.len();
+            (offsets, times)
+        };
+        files.offset_index.append(&[offsets]).await?;
+        files.time_index.append(&[times]).await
+    }
+
+    /// Seals the active segment and starts a new one at `base_offset`.
+    async fn roll(&self, writer: &mut Writer, base_offset: i64) -> Result<(), IoError> {
+        // The sealed segment's data is made durable first: its index entries may then be
+        // persisted and trusted by recovery.
+        self.sync(writer).await?;
+        let next = create_active(&self.dir, base_offset, &self.config).await?;
+        let sealed = std::mem::replace(&mut writer.active, next);
+        self.seal(sealed).await?;
+        let reader = writer.active.log.reader();
+        self.state.borrow_mut().segments.push(Segment::new(base_offset, reader));
+        debug!(dir = %self.dir.display(), base_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// Closes the last segment's files at their exact lengths with complete indexes, then maps
+    /// the indexes so the segment holds no index memory.
+    async fn seal(&self, mut files: ActiveFiles) -> Result<(), IoError> {
+        self.state.borrow_mut().segments.last_mut().expect("active segment").on_seal();
+        self.persist_index_entries(&mut files).await?;
+        files.log.close().await?;
+        files.offset_index.close().await?;
+        files.time_index.close().await?;
+        let base = self.state.borrow().segments.last().expect("active segment").base_offset;
+        let (offset_index, time_index) = mapped_indexes(&self.dir, base).await?;
+        self.state.borrow_mut().segments.last_mut().expect("active segment").adopt_indexes(offset_index, time_index);
+        Ok(())
+    }
+
+    /// Clean close: everything written is durable, the active segment's files are complete,
+    /// and the marker lets the next start skip verification.
+    async fn close_files(&self, mut writer: Writer) -> Result<(), IoError> {
+        self.sync(&mut writer).await?;
+        self.persist_index_entries(&mut writer.active).await?;
+        writer.active.log.close().await?;
+        writer.active.offset_index.close().await?;
+        writer.active.time_index.close().await?;
+        fs::write_atomic(&self.dir.join(CLEAN_SHUTDOWN_FILE), Bytes::from_static(b"clean\n")).await
+    }
+}
