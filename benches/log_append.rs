@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-use strand::log::{LogConfig, PartitionLog};
+use strand::log::{CatchUpReads, LogConfig, LogShared, PartitionLog, TailCache};
 use strand::protocol::record_batch::split_batches;
 use strand_config::IoMode;
 
@@ -55,7 +55,8 @@ fn main() -> anyhow::Result<()> {
             println!("{mode}");
             for (label, in_flight) in [("serial", 1), ("16 in flight", CONCURRENT)] {
                 let dir = path.join(format!("{}-{in_flight}", mode.replace([' ', ','], "")));
-                let log = PartitionLog::open(&dir, config).await.expect("open");
+                let shared = LogShared { tail_cache: TailCache::new(64 << 20), catch_up: Rc::new(CatchUpReads::new(1, 0)) };
+                let log = PartitionLog::open(&dir, config, &shared).await.expect("open");
                 let started = Instant::now();
                 let latencies = run(&log, &batch, batches, in_flight).await;
                 report(label, &latencies, started.elapsed(), batches * batch.len());

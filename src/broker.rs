@@ -14,7 +14,7 @@ use std::time::Duration;
 use strand_config::BrokerConfig;
 use strand_io::fs;
 use strand_shards::net::TcpListener;
-use strand_shards::task::spawn_local;
+use strand_shards::task::{spawn_background, spawn_local};
 use strand_shards::{Inbox, Runtime, RuntimeOptions, ShardContext, ShardId};
 use tracing::{info, warn};
 
@@ -98,10 +98,12 @@ async fn run_shard(
     let _ = started.send(Ok(ctx.id));
     let connections = Rc::new(Connections::default());
     let accepting = spawn_local(accept_loop(Rc::clone(&shard), listener, Rc::clone(&connections)));
+    let retention = spawn_background(Rc::clone(&shard).run_retention());
     ctx.stop.wait().await;
     info!(shard = %ctx.id, connections = connections.count(), "stopping");
     shard.begin_stop();
     accepting.await;
+    retention.await;
     let left = connections.drain(DRAIN_LIMIT).await;
     if left > 0 {
         warn!(shard = %ctx.id, connections = left, "connections still open after the drain limit");

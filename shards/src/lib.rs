@@ -18,8 +18,4 @@ pub use shard_id::ShardId;
 
 pub mod net;
 
-/// Tasks and timers on the current shard.
-pub mod task {
-    pub use glommio::timer::{sleep, timeout, Timer};
-    pub use glommio::{spawn_local, yield_if_needed, Task};
-}
+pub mod task;

@@ -42,6 +42,7 @@ impl PartitionLog {
         if let Err(e) = result {
             error!(dir = %self.dir.display(), error = %e, "partition log failed: going offline");
             self.state.borrow_mut().failure = Some(e.to_string());
+            self.tail.clear();
             self.progress.notify(usize::MAX);
         }
     }
@@ -130,6 +131,7 @@ impl PartitionLog {
         let segment = state.segments.last_mut().expect("a log has an active segment");
         let mut position = start;
         for batch in &group {
+            self.tail.push(batch.header.base_offset, batch.header.next_offset(), batch.bytes.clone());
             segment.on_batch(&batch.header, position, interval);
             position += batch.bytes.len() as u64;
             writer.unflushed_messages += u64::from(batch.header.records_count.unsigned_abs());

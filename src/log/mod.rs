@@ -8,6 +8,7 @@
 //! `log-start-offset` once DeleteRecords moved the start inside a segment.
 
 mod batch_scan;
+mod catch_up_reads;
 mod error;
 mod index_bytes;
 mod log_writer;
@@ -16,6 +17,7 @@ mod partition_log;
 mod recovery;
 mod retention;
 mod segment;
+mod tail_cache;
 mod time_index;
 
 #[cfg(test)]
@@ -23,7 +25,9 @@ mod tests;
 
 pub use error::LogError;
 pub use offset_index::OffsetIndex;
-pub use partition_log::{AppendInfo, LogConfig, LogOffsets, LogRead, PartitionLog};
+pub use catch_up_reads::CatchUpReads;
+pub use partition_log::{AppendInfo, LogConfig, LogOffsets, LogRead, LogShared, PartitionLog};
 pub use retention::RetentionLimits;
 pub use segment::Segment;
+pub use tail_cache::{PartitionTail, TailCache};
 pub use time_index::TimeIndex;

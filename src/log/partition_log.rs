@@ -24,9 +24,12 @@ use strand_shards::task::{spawn_local, Task};
 use tracing::debug;
 
 use super::batch_scan::{scan_batches, Scan};
+
 use super::recovery::recover;
+use super::catch_up_reads::CatchUpReads;
+use super::tail_cache::{PartitionTail, TailCache};
 use super::{LogError, Segment};
-use crate::protocol::record_batch::{assign_offsets, verify_batch, BatchError, BatchHeader};
+use crate::protocol::record_batch::{assign_offsets, verify_batch, BatchError, BatchHeader, BATCH_HEADER_BYTES};
 
 /// Settings the log needs from its topic's and the broker's config.
 #[derive(Debug, Clone, Copy)]
@@ -99,11 +102,20 @@ pub struct PartitionLog {
     /// Wakes waiters: the high watermark moved, or the log failed.
     pub(super) progress: Event,
     writer_task: RefCell<Option<Task<()>>>,
+    pub(super) tail: Rc<PartitionTail>,
+    catch_up: Rc<CatchUpReads>,
+}
+
+/// What the logs of one shard share: the tail cache budget and the catch-up read scheduler.
+#[derive(Clone)]
+pub struct LogShared {
+    pub tail_cache: Rc<TailCache>,
+    pub catch_up: Rc<CatchUpReads>,
 }
 
 impl PartitionLog {
     /// Recovers the log in `dir` (creating it if new) and starts its writer.
-    pub async fn open(dir: &Path, config: LogConfig) -> Result<Rc<Self>, IoError> {
+    pub async fn open(dir: &Path, config: LogConfig, shared: &LogShared) -> Result<Rc<Self>, IoError> {
         fs::create_dir_all(dir).await?;
         let started = Instant::now();
         let recovered = recover(dir, &config).await?;
@@ -126,6 +138,8 @@ impl PartitionLog {
             work: Event::new(),
             progress: Event::new(),
             writer_task: RefCell::new(None),
+            tail: PartitionTail::new(&shared.tail_cache),
+            catch_up: Rc::clone(&shared.catch_up),
         });
         let task = spawn_local(Rc::clone(&log).run_writer(recovered.active));
         *log.writer_task.borrow_mut() = Some(task);
@@ -223,7 +237,9 @@ impl PartitionLog {
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
-    /// if any is there, as Kafka does since KIP-74), never past the high watermark.
+    /// if any is there, as Kafka does since KIP-74), never past the high watermark. Served
+    /// from the tail cache when the offset is there; otherwise one catch-up read of the window
+    /// from the nearest index entry.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
         let (reader, start, end, offsets) = {
             let state = self.state.borrow();
@@ -237,35 +253,20 @@ impl PartitionLog {
             if offset == state.high_watermark {
                 return Ok(LogRead { records: Bytes::new(), offsets });
             }
+            if let Some(records) = self.tail.read(offset, max_bytes, state.high_watermark) {
+                return Ok(LogRead { records, offsets });
+            }
             let i = state.segments.partition_point(|s| s.base_offset <= offset) - 1;
             let segment = &state.segments[i];
             (segment.reader.clone(), segment.position_for(offset), segment.size, offsets)
         };
-        let high_watermark = offsets.high_watermark;
-        let lookahead = self.config.index_interval_bytes + max_bytes as u64;
-        let mut first: Option<u64> = None;
-        let mut last_end = start;
-        let window_end = end.min(start + lookahead.max(1));
-        scan_batches(&reader, start, window_end, false, |header, position, _| {
-            if header.base_offset >= high_watermark {
-                return Scan::Stop;
-            }
-            if header.next_offset() <= offset {
-                return Scan::Continue;
-            }
-            let from = *first.get_or_insert(position);
-            let batch_end = position + header.total_bytes() as u64;
-            if batch_end - from > max_bytes as u64 && position > from {
-                return Scan::Stop;
-            }
-            last_end = batch_end;
-            Scan::Continue
-        })
-        .await?;
-        let records = match first {
-            Some(from) => reader.read_at(from, usize::try_from(last_end - from).expect("small")).await?,
-            // The batch holding `offset` starts past the lookahead, or is bigger than it.
-            None => read_first_batch_from(&reader, start, end, offset).await?,
+        let lookahead = self.config.index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
+        let window_len = usize::try_from((end - start).min(lookahead)).expect("small");
+        let window = self.catch_up.read(&reader, start, window_len).await?;
+        let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
+            Picked::Range(from, to) => window.slice(from..to),
+            Picked::Cut { at, len } => self.catch_up.read(&reader, start + at as u64, len).await?,
+            Picked::Nothing => Bytes::new(),
         };
         Ok(LogRead { records: verified_prefix(records)?, offsets })
     }
@@ -317,27 +318,49 @@ impl PartitionLog {
         if let Some(task) = task {
             task.await;
         }
+        self.tail.clear();
     }
 }
 
-async fn read_first_batch_from(
-    reader: &strand_io::FileReader,
-    start: u64,
-    end: u64,
-    offset: i64,
-) -> Result<Bytes, LogError> {
-    let mut found = None;
-    scan_batches(reader, start, end, false, |header, position, _| {
-        if header.next_offset() <= offset {
-            return Scan::Continue;
+/// What a read window holds for a fetch at `offset`.
+enum Picked {
+    /// Whole batches in `window[from..to]`.
+    Range(usize, usize),
+    /// The first batch needed starts at `at` but runs past the window: `len` bytes.
+    Cut { at: usize, len: usize },
+    Nothing,
+}
+
+/// Picks, from a window of whole and partial batches, the batches from the one holding
+/// `offset`, up to `max_bytes` (at least one), below `high_watermark`.
+fn pick_batches(window: &[u8], offset: i64, max_bytes: usize, high_watermark: i64) -> Picked {
+    let mut at = 0;
+    let mut from = None;
+    while at < window.len() {
+        let Ok(header) = BatchHeader::parse(&window[at..]) else { break };
+        let len = header.total_bytes();
+        if header.base_offset >= high_watermark {
+            break;
         }
-        found = Some((position, header.total_bytes()));
-        Scan::Stop
-    })
-    .await?;
-    match found {
-        Some((position, len)) => Ok(reader.read_at(position, len).await?),
-        None => Ok(Bytes::new()),
+        if header.next_offset() <= offset {
+            at += len;
+            continue;
+        }
+        let first = *from.get_or_insert(at);
+        if at + len > window.len() {
+            if first == at {
+                return Picked::Cut { at, len };
+            }
+            break;
+        }
+        if at + len - first > max_bytes && at > first {
+            break;
+        }
+        at += len;
+    }
+    match from {
+        Some(first) if at > first => Picked::Range(first, at),
+        _ => Picked::Nothing,
     }
 }
 

@@ -23,6 +23,11 @@ const CONFIG: LogConfig = LogConfig {
     flush_ms: u64::MAX,
 };
 
+/// A shard's shared log resources with no tail cache, so reads exercise the disk path.
+fn shared() -> LogShared {
+    LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, 0)) }
+}
+
 fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: impl FnOnce() -> Fut + Send + 'static) -> T {
     strand_shards::run_one(256 << 10, move || async move {
         let probe_dir = std::env::temp_dir();
@@ -70,13 +75,13 @@ fn appends_roll_segments_and_read_back_in_order_after_reopen(io_mode: IoMode) {
     let path = dir.path().join("t-0");
     let config = LogConfig { io_mode, ..CONFIG };
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, config).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
         for i in 0..20 {
             assert_eq!(append(&log, 3, i * 10).await.unwrap().base_offset, i * 3);
         }
         log.close().await;
         assert!(path.join("clean-shutdown").exists());
-        let log = PartitionLog::open(&path, config).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
         assert!(!path.join("clean-shutdown").exists(), "the marker is consumed on open");
         assert_eq!(log.offsets().high_watermark, 60);
         assert_eq!(append(&log, 1, 0).await.unwrap().base_offset, 60);
@@ -109,7 +114,7 @@ fn recover_after(damage: impl FnOnce(&Path) + Send + 'static) -> Vec<i64> {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, config).await.unwrap();
+        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
         for _ in 0..5 {
             append(&log, 2, 0).await.unwrap();
         }
@@ -119,7 +124,7 @@ fn recover_after(damage: impl FnOnce(&Path) + Send + 'static) -> Vec<i64> {
     std::fs::remove_file(path.join("clean-shutdown")).unwrap();
     damage(&files(&path, "log").pop().unwrap());
     run(move || async move {
-        let log = PartitionLog::open(&path, config).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
         let offsets = read_all(&log).await;
         // The log takes appends right after what survived.
         let next = append(&log, 1, 0).await.unwrap().base_offset;
@@ -166,7 +171,7 @@ fn a_corrupt_byte_in_indexed_data_is_never_served() {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, config).await.unwrap();
+        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
         for _ in 0..5 {
             append(&log, 2, 0).await.unwrap();
         }
@@ -178,7 +183,7 @@ fn a_corrupt_byte_in_indexed_data_is_never_served() {
     bytes[40] ^= 0xFF;
     std::fs::write(&file, bytes).unwrap();
     run(move || async move {
-        let log = PartitionLog::open(&path, config).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
         let read = log.read(0, 1 << 20).await;
         assert!(matches!(read, Err(LogError::Corrupt { .. })), "{read:?}");
         // The batches after it are intact and served.
@@ -194,7 +199,7 @@ fn a_missing_index_is_rebuilt_from_the_log() {
     let path = dir.path().join("t-0");
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, CONFIG).await.unwrap();
+        let log = PartitionLog::open(&p, CONFIG, &shared()).await.unwrap();
         for i in 0..30 {
             append(&log, 3, i).await.unwrap();
         }
@@ -207,7 +212,7 @@ fn a_missing_index_is_rebuilt_from_the_log() {
         std::fs::remove_file(index).unwrap();
     }
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
         let offsets = read_all(&log).await;
         log.close().await;
         offsets
@@ -224,7 +229,7 @@ fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     let p = path.clone();
     let (acked, durable_len) = run(move || async move {
-        let log = PartitionLog::open(&p, config).await.unwrap();
+        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
         let mut acked = Vec::new();
         for _ in 0..4 {
             acked.push(append(&log, 2, 0).await.unwrap().last_offset);
@@ -243,7 +248,7 @@ fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
     let log_file = files(&path, "log").pop().unwrap();
     std::fs::OpenOptions::new().write(true).open(&log_file).unwrap().set_len(durable_len).unwrap();
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, config).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
         read_all(&log).await
     });
     assert_eq!(offsets, (0..8).collect::<Vec<i64>>());
@@ -255,7 +260,7 @@ fn retention_by_size_deletes_the_oldest_sealed_segments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     let (start, offsets, segments) = run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
         for i in 0..40 {
             append(&log, 3, i).await.unwrap();
         }
@@ -282,7 +287,7 @@ fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
     let path = dir.path().join("t-0");
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, CONFIG).await.unwrap();
+        let log = PartitionLog::open(&p, CONFIG, &shared()).await.unwrap();
         for i in 0..40 {
             append(&log, 3, i).await.unwrap();
         }
@@ -292,7 +297,7 @@ fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
         log.close().await;
     });
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
         assert_eq!(log.offsets().log_start_offset, 50);
         read_all(&log).await
     });
@@ -305,7 +310,7 @@ fn relaxed_flush_acknowledges_after_the_write_and_syncs_by_count() {
     let path = dir.path().join("t-0");
     let config = LogConfig { flush_messages: 6, flush_ms: 60_000, ..CONFIG };
     run(move || async move {
-        let log = PartitionLog::open(&path, config).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
         // Every fdatasync fails, yet appends under flush.messages are acknowledged.
         faults::inject(FaultOp::Sync, "t-0", 5, 100);
         assert_eq!(append(&log, 2, 0).await.unwrap().last_offset, 1);

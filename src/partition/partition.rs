@@ -8,7 +8,7 @@ use strand_config::{BrokerConfig, TopicConfig};
 use uuid::Uuid;
 
 use super::PartitionError;
-use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, LogRead, PartitionLog, RetentionLimits};
+use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits};
 use crate::protocol::record_batch::split_batches;
 
 /// Single-node strand has one leader epoch; replication brings epochs that move.
@@ -41,8 +41,9 @@ impl Partition {
         topic_id: Uuid,
         config: TopicConfig,
         broker: &BrokerConfig,
+        shared: &LogShared,
     ) -> Result<Self, LogError> {
-        let log = PartitionLog::open(dir, log_config(&config, broker)).await?;
+        let log = PartitionLog::open(dir, log_config(&config, broker), shared).await?;
         Ok(Self { topic: topic.to_owned(), index, topic_id, config, log })
     }
 

@@ -5,6 +5,7 @@
 //! [`ShardRequest`] through the shards crate's bounded mesh; a call to the shard itself takes
 //! the same code path without the hop.
 
+mod maintenance;
 mod messages;
 mod reconcile;
 mod state;

@@ -44,7 +44,7 @@ impl ShardState {
                     continue;
                 }
                 let dir = self.config.log_dirs.join(format!("{}-{index}", topic.name));
-                match Partition::open(&dir, &topic.name, index, topic.id, config.clone(), &self.config).await {
+                match Partition::open(&dir, &topic.name, index, topic.id, config.clone(), &self.config, &self.log_shared).await {
                     Ok(partition) => {
                         self.partitions.borrow_mut().insert((topic.name.clone(), index), Rc::new(partition));
                     }

@@ -15,7 +15,7 @@ use tracing::warn;
 
 use super::ShardRequest;
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
-use crate::log::PartitionLog;
+use crate::log::{CatchUpReads, LogShared, PartitionLog, TailCache};
 use crate::partition::{Partition, PartitionError};
 
 pub struct ShardState {
@@ -31,14 +31,16 @@ pub struct ShardState {
     controller: RefCell<Option<flume::Sender<ControllerRequest>>>,
     stopping: Cell<bool>,
     stop_event: Event,
+    /// The tail cache and catch-up read scheduler this shard's logs share.
+    pub log_shared: LogShared,
 }
 
 impl ShardState {
     pub fn new(id: ShardId, shard_count: usize, config: Arc<BrokerConfig>, mesh: Mesh<ShardRequest>) -> Rc<Self> {
         Rc::new(Self {
+            config: Arc::clone(&config),
             id,
             shard_count,
-            config,
             mesh,
             image: RefCell::new(Arc::new(MetadataImage::default())),
             ready: Cell::new(false),
@@ -47,6 +49,13 @@ impl ShardState {
             controller: RefCell::new(None),
             stopping: Cell::new(false),
             stop_event: Event::new(),
+            log_shared: LogShared {
+                tail_cache: TailCache::new(config.shard_tail_cache_bytes),
+                catch_up: Rc::new(CatchUpReads::new(
+                    config.shard_catchup_reads_max,
+                    config.shard_catchup_read_bytes_per_second,
+                )),
+            },
         })
     }
 

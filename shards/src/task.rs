@@ -1,0 +1,41 @@
+//! Tasks and timers on the current shard, in two task queues.
+//!
+//! The foreground queue (glommio's default, where `spawn_local` puts tasks) runs requests:
+//! produce, tailing fetch, metadata. The background queue runs work that must not crowd them
+//! out: catch-up reads, retention, compaction. When both have work the background queue gets
+//! `BACKGROUND_SHARES` against the foreground's `FOREGROUND_SHARES`; when the foreground is
+//! idle the background gets the whole core.
+
+use std::cell::Cell;
+use std::future::Future;
+
+use glommio::{Latency, Shares, TaskQueueHandle};
+
+pub use glommio::timer::{sleep, timeout, Timer};
+pub use glommio::{spawn_local, yield_if_needed, Task};
+
+/// glommio's default queue's shares.
+pub const FOREGROUND_SHARES: usize = 1000;
+/// The background queue's shares: a tenth of the foreground's.
+pub const BACKGROUND_SHARES: usize = 100;
+
+thread_local! {
+    static BACKGROUND: Cell<Option<TaskQueueHandle>> = const { Cell::new(None) };
+}
+
+/// Spawns `future` on this shard's background queue.
+pub fn spawn_background<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
+    let queue = BACKGROUND.with(|queue| match queue.get() {
+        Some(handle) => handle,
+        None => {
+            let handle = glommio::executor().create_task_queue(
+                Shares::Static(BACKGROUND_SHARES),
+                Latency::NotImportant,
+                "background",
+            );
+            queue.set(Some(handle));
+            handle
+        }
+    });
+    glommio::spawn_local_into(future, queue).expect("the background queue exists on this shard")
+}
