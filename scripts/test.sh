@@ -1,36 +1,51 @@
 #!/usr/bin/env bash
-# The test command: builds strand, runs the Rust tests, then the real-client suite
-# (confluent-kafka / librdkafka, kafka-python, kcat) against the real binary.
-# Extra arguments go to pytest, e.g. scripts/test.sh -k groups
+# The project's one test command: Rust build + tests, then the real-client
+# integration suite (tests/clients) against the freshly built broker.
+# Extra arguments are passed to pytest, e.g. scripts/test.sh -k kcat -x
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT="$(pwd)"
 
-step "building (release)"
+echo "==> building (cargo build --release --workspace)"
 cargo build --release --workspace --locked
 
-step "cargo test --workspace"
-cargo test --release --workspace --locked
+echo "==> cargo test"
+cargo test --workspace --release --locked
 
+STRAND_BIN="${STRAND_BIN:-$REPO_ROOT/target/release/strand}"
+if [[ ! -x "$STRAND_BIN" ]]; then
+    echo "error: broker binary not found at $STRAND_BIN" >&2
+    exit 1
+fi
+export STRAND_BIN
+
+echo "==> ensuring kcat"
 if ! command -v kcat >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    step "installing kcat (Debian's links librdkafka 2.0, an older client still in wide use)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null) \
-      || echo "kcat could not be installed; its tests will be skipped"
-  fi
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+               DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }; then
+            echo "warning: could not install kcat; test_kcat.py will be skipped" >&2
+        fi
+    else
+        echo "warning: kcat not on PATH and not root; test_kcat.py will be skipped" >&2
+    fi
 fi
 
-step "python venv with the client packages"
-requirements=tests/clients/requirements.txt
-stamp=.venv/.requirements.sha256
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$want" > "$stamp"
+echo "==> python venv (.venv)"
+REQS="tests/clients/requirements.txt"
+VENV="$REPO_ROOT/.venv"
+PY="${PYTHON:-python3}"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.requirements.sha256"
+WANT="$( { sha256sum "$REQS"; "$VENV/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "$WANT" ]]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
+    echo "$WANT" > "$STAMP"
 fi
 
-step "client tests (pytest tests/clients)"
-export STRAND_BIN="$PWD/target/release/strand"
-exec .venv/bin/python -m pytest tests/clients -v -p no:cacheprovider "$@"
+echo "==> client tests (pytest tests/clients)"
+exec "$VENV/bin/python" -m pytest tests/clients -v -p no:cacheprovider "$@"

@@ -327,7 +327,7 @@ def producer_conf(bootstrap: str, **overrides) -> dict:
         "enable.idempotence": False,
         "acks": "all",
         "linger.ms": 5,
-        "message.timeout.ms": 60_000,
+        "message.timeout.ms": 30_000,
     }
     conf.update(overrides)
     return conf
@@ -349,7 +349,12 @@ def consumer_conf(bootstrap: str, **overrides) -> dict:
     return conf
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 1, timeout: float = 30.0) -> None:
+# Admin operations on a local single node should take well under a second;
+# short limits keep a broken broker from stalling the suite for minutes.
+ADMIN_TIMEOUT_S = 10.0
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, timeout: float = ADMIN_TIMEOUT_S) -> None:
     """CreateTopics via AdminClient, then wait until Metadata shows every partition with a leader."""
     a = admin_client(bootstrap)
     futs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)],
@@ -358,7 +363,7 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, timeout: float 
     wait_for_topic(bootstrap, name, partitions, timeout=timeout, client=a)
 
 
-def wait_for_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30.0, client=None):
+def wait_for_topic(bootstrap: str, name: str, partitions: int, timeout: float = ADMIN_TIMEOUT_S, client=None):
     client = client or admin_client(bootstrap)
 
     def ready():
@@ -397,7 +402,7 @@ def norm_headers(h) -> tuple:
     return tuple(out)
 
 
-def produce_and_wait(producer: Producer, messages: list[dict], timeout: float = 120.0) -> list:
+def produce_and_wait(producer: Producer, messages: list[dict], timeout: float = 60.0) -> list:
     """Produce ``messages`` (kwargs for Producer.produce) and wait for every delivery report.
 
     Returns, per message index, ``(error, partition, offset, timestamp)``
@@ -433,7 +438,7 @@ def consume_partitions(
     bootstrap: str,
     assignments: list,
     expected: int,
-    timeout: float = 60.0,
+    timeout: float = 30.0,
     conf_overrides: dict | None = None,
 ):
     """Assign ``assignments`` (TopicPartitions with offsets) and read until ``expected``
@@ -471,7 +476,7 @@ def consume_partitions(
     return records, errors, eof
 
 
-def consume_topic(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 60.0, **kw):
+def consume_topic(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 30.0, **kw):
     tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
     return consume_partitions(bootstrap, tps, expected, timeout=timeout, **kw)
 

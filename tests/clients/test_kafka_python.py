@@ -24,7 +24,7 @@ def admin(broker):
     a.close()
 
 
-def _consume(bootstrap, tps, expected, timeout=60.0):
+def _consume(bootstrap, tps, expected, timeout=30.0):
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                       auto_offset_reset="none", request_timeout_ms=20_000, fetch_max_wait_ms=100)
     try:

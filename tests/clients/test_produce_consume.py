@@ -11,6 +11,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Producer, TopicPart
 from confluent_kafka.admin import NewTopic
 
 from conftest import (
+    ADMIN_TIMEOUT_S,
     Rec,
     admin_client,
     consume_partitions,
@@ -125,8 +126,8 @@ def dataset(_module_broker):
 def test_create_topic_metadata(broker):
     topic = unique_topic("meta")
     a = admin_client(broker.bootstrap)
-    futs = a.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)], request_timeout=30)
-    assert futs[topic].result(timeout=30) is None
+    futs = a.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)], request_timeout=ADMIN_TIMEOUT_S)
+    assert futs[topic].result(timeout=ADMIN_TIMEOUT_S + 5) is None
     md = wait_for_topic(broker.bootstrap, topic, 3)
     node = metadata_node_id(md)
     b = md.brokers[node]
@@ -202,7 +203,8 @@ def test_acked_messages_survive_sigkill(broker):
             reports2[i] = (err, msg.partition(), msg.offset(), msg.timestamp())
         return cb
 
-    p2 = Producer(producer_conf(broker.bootstrap, acks="all", **{"linger.ms": 0, "batch.num.messages": 50}))
+    p2 = Producer(producer_conf(broker.bootstrap, acks="all", **{
+        "linger.ms": 0, "batch.num.messages": 50, "message.timeout.ms": 60_000}))
     killed = False
     for i, m in enumerate(phase2):
         p2.produce(on_delivery=make_cb(i), **m)
@@ -233,8 +235,16 @@ def test_acked_messages_survive_sigkill(broker):
             failed_after.append((i, err))
             continue
         m = phase2[i]
+        # two acknowledged messages must never share an offset (that would
+        # mean the broker handed out an offset again after losing data)
+        assert (part, off) not in all_expected, (
+            f"offset {(part, off)} acknowledged twice (phase-2 message {i}); data acked before the kill was lost"
+        )
         all_expected[(part, off)] = Rec(part, off, m["key"], m["value"], norm_headers(m["headers"]),
                                         TIMESTAMP_CREATE_TIME, m["timestamp"])
+    # the broker came back within seconds, so librdkafka's retries must have
+    # delivered every message that was still in flight at the kill
+    assert not failed_after, f"{len(failed_after)} messages failed after the restart, first: {failed_after[:3]}"
 
     # Read everything back. Without idempotence, messages in flight at the
     # kill may legitimately be duplicated by retries, so only require that

@@ -7,6 +7,7 @@ import struct
 
 from kafka.protocol.api_versions import ApiVersionsResponse_v0
 from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.produce import ProduceRequest
 
 from conftest import (
     API_CREATE_TOPICS,
@@ -18,6 +19,10 @@ from conftest import (
     API_VERSIONS,
     ERR_UNSUPPORTED_VERSION,
     RawKafka,
+    create_topic,
+    record_batch,
+    unique_topic,
+    wait_until,
 )
 
 REQUIRED_APIS = {API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA, API_VERSIONS,
@@ -92,3 +97,24 @@ def test_pipelined_requests_answered_in_order(broker):
             data = raw._recv_exact(size)
             got.append(struct.unpack(">i", data[:4])[0])
     assert got == [10_000 + i for i in range(n)]
+
+
+def test_acks0_produce_gets_no_response(broker):
+    """With acks=0 the broker must not answer at all: a stray response would be
+    matched against the client's next request."""
+    topic = unique_topic("acks0raw")
+    create_topic(broker.bootstrap, topic, 1)
+    with RawKafka(broker.bootstrap) as raw:
+        v = raw.pick_version(API_PRODUCE, 3, 8)
+        client_id = b"acks0"
+        req = ProduceRequest[v](None, 0, 10_000, [(topic, [(0, record_batch([b"fire", b"forget"]))])])
+        body = req.encode()
+        header = struct.pack(">hhih", API_PRODUCE, v, 777, len(client_id)) + client_id
+        raw.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        # the next response on this connection must belong to the next request
+        raw.corr = 777
+        resp = ApiVersionsResponse_v0.decode(io.BytesIO(raw.roundtrip(API_VERSIONS, 0, b"")))
+        assert resp.error_code == 0
+        # and the fire-and-forget records were appended
+        wait_until(lambda: raw.list_offsets(topic, 0, -1)[0][2:5:2] == (0, 2), timeout=5,
+                   what="acks=0 records to become visible")

@@ -7,6 +7,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import NewTopic
 
 from conftest import (
+    ADMIN_TIMEOUT_S,
     ERR_NONE,
     ERR_UNKNOWN_TOPIC_OR_PARTITION,
     RawKafka,
@@ -28,9 +29,9 @@ def _create_error(bootstrap: str, new_topic: NewTopic) -> KafkaError:
     # keep the AdminClient referenced until the future resolves: a collected
     # client fails its pending futures with _DESTROY
     admin = admin_client(bootstrap)
-    futs = admin.create_topics([new_topic], request_timeout=30)
+    futs = admin.create_topics([new_topic], request_timeout=ADMIN_TIMEOUT_S)
     with pytest.raises(KafkaException) as ei:
-        futs[new_topic.topic].result(timeout=30)
+        futs[new_topic.topic].result(timeout=ADMIN_TIMEOUT_S + 5)
     return ei.value.args[0]
 
 
@@ -80,8 +81,8 @@ def test_delete_topic(broker):
     create_topic(broker.bootstrap, topic, 2)
     a = admin_client(broker.bootstrap)
     assert topic in a.list_topics(timeout=10).topics
-    futs = a.delete_topics([topic], request_timeout=30)
-    assert futs[topic].result(timeout=30) is None
+    futs = a.delete_topics([topic], request_timeout=ADMIN_TIMEOUT_S)
+    assert futs[topic].result(timeout=ADMIN_TIMEOUT_S + 5) is None
     wait_until(lambda: topic not in admin_client(broker.bootstrap).list_topics(timeout=10).topics,
                timeout=15, what=f"{topic} to disappear from Metadata")
     # deleted topics can be created again, fresh
@@ -96,9 +97,9 @@ def test_delete_topic(broker):
 def test_delete_unknown_topic(broker):
     topic = unique_topic("nodel")
     admin = admin_client(broker.bootstrap)
-    futs = admin.delete_topics([topic], request_timeout=30)
+    futs = admin.delete_topics([topic], request_timeout=ADMIN_TIMEOUT_S)
     with pytest.raises(KafkaException) as ei:
-        futs[topic].result(timeout=30)
+        futs[topic].result(timeout=ADMIN_TIMEOUT_S + 5)
     assert ei.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, ei.value
 
 
