@@ -99,11 +99,13 @@ async fn run_shard(
     let connections = Rc::new(Connections::default());
     let accepting = spawn_local(accept_loop(Rc::clone(&shard), listener, Rc::clone(&connections)));
     let retention = spawn_background(Rc::clone(&shard).run_retention());
+    let compaction = spawn_background(Rc::clone(&shard).run_compaction());
     ctx.stop.wait().await;
     info!(shard = %ctx.id, connections = connections.count(), "stopping");
     shard.begin_stop();
     accepting.await;
     retention.await;
+    compaction.await;
     let left = connections.drain(DRAIN_LIMIT).await;
     if left > 0 {
         warn!(shard = %ctx.id, connections = left, "connections still open after the drain limit");

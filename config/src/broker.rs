@@ -67,6 +67,7 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     pub log_cleanup_policy: CleanupPolicy,
     pub log_cleaner_delete_retention_ms: i64,
+    pub log_cleaner_backoff_ms: u64,
     pub log_index_interval_bytes: i32,
 }
 
@@ -135,6 +136,7 @@ impl BrokerConfig {
             log_retention_check_interval_ms: to_u64(p.take_int("log.retention.check.interval.ms", 1, i64::MAX)?),
             log_cleanup_policy: p.take_parsed("log.cleanup.policy")?,
             log_cleaner_delete_retention_ms: p.take_int("log.cleaner.delete.retention.ms", 0, i64::MAX)?,
+            log_cleaner_backoff_ms: to_u64(p.take_int("log.cleaner.backoff.ms", 1, i64::MAX)?),
             log_index_interval_bytes: to_i32(p.take_int("log.index.interval.bytes", 0, max_i32)?),
         };
         if config.log_dirs.as_os_str().is_empty() {

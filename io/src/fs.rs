@@ -86,6 +86,15 @@ pub async fn write_atomic(path: &Path, contents: Bytes) -> Result<()> {
     }
 }
 
+/// Renames `from` over `to` (atomic) and fsyncs the directory of `to`.
+pub async fn rename(from: &Path, to: &Path) -> Result<()> {
+    glommio::io::rename(from, to).await.map_err(|e| IoError::os("rename", from, e))?;
+    match to.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent).await,
+        _ => Ok(()),
+    }
+}
+
 /// The whole contents of a file, or None if it does not exist.
 pub async fn read_whole(path: &Path) -> Result<Option<Bytes>> {
     let reader = match FileReader::open(path, IoMode::Buffered).await {

@@ -191,6 +191,7 @@ impl PartitionLog {
         self.seal(sealed).await?;
         let reader = writer.active.log.reader();
         self.state.borrow_mut().segments.push(Segment::new(base_offset, reader));
+        self.compaction_due.set(true);
         debug!(dir = %self.dir.display(), base_offset, "rolled segment");
         Ok(())
     }

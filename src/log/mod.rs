@@ -9,6 +9,7 @@
 
 mod batch_scan;
 mod catch_up_reads;
+mod compaction;
 mod error;
 mod index_bytes;
 mod log_writer;
@@ -26,6 +27,7 @@ mod tests;
 pub use error::LogError;
 pub use offset_index::OffsetIndex;
 pub use catch_up_reads::CatchUpReads;
+pub use compaction::CompactionStats;
 pub use partition_log::{AppendInfo, LogConfig, LogOffsets, LogRead, LogShared, PartitionLog};
 pub use retention::RetentionLimits;
 pub use segment::Segment;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use strand_config::IoMode;
-use strand_io::{fs, IoError};
+use strand_io::{fs, FileReader, IoError};
 use strand_shards::task::{spawn_local, Task};
 use tracing::debug;
 
@@ -104,6 +104,8 @@ pub struct PartitionLog {
     writer_task: RefCell<Option<Task<()>>>,
     pub(super) tail: Rc<PartitionTail>,
     catch_up: Rc<CatchUpReads>,
+    /// Set when a segment is sealed (and at open): compaction has new work.
+    pub(super) compaction_due: std::cell::Cell<bool>,
 }
 
 /// What the logs of one shard share: the tail cache budget and the catch-up read scheduler.
@@ -140,6 +142,7 @@ impl PartitionLog {
             writer_task: RefCell::new(None),
             tail: PartitionTail::new(&shared.tail_cache),
             catch_up: Rc::clone(&shared.catch_up),
+            compaction_due: std::cell::Cell::new(true),
         });
         let task = spawn_local(Rc::clone(&log).run_writer(recovered.active));
         *log.writer_task.borrow_mut() = Some(task);
@@ -153,6 +156,11 @@ impl PartitionLog {
     pub fn offsets(&self) -> LogOffsets {
         let state = self.state.borrow();
         LogOffsets { log_start_offset: state.log_start_offset, high_watermark: state.high_watermark }
+    }
+
+    /// True once after each segment seal (and after open): whether compaction has new work.
+    pub fn take_compaction_due(&self) -> bool {
+        self.compaction_due.replace(false)
     }
 
     /// Bytes the log holds on disk (all segments).
@@ -241,72 +249,76 @@ impl PartitionLog {
     /// from the tail cache when the offset is there; otherwise one catch-up read of the window
     /// from the nearest index entry.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
-        let (reader, start, end, offsets) = {
+        let offsets = self.offsets();
+        if offset < offsets.log_start_offset || offset > offsets.high_watermark {
+            return Err(LogError::OffsetOutOfRange { offset, offsets });
+        }
+        if offset == offsets.high_watermark {
+            return Ok(LogRead { records: Bytes::new(), offsets });
+        }
+        if let Some(records) = self.tail.read(offset, max_bytes, offsets.high_watermark) {
+            return Ok(LogRead { records, offsets });
+        }
+        // From the segment holding `offset` on: compaction may have emptied the rest of it.
+        let mut segment_index = {
             let state = self.state.borrow();
-            let offsets = LogOffsets {
-                log_start_offset: state.log_start_offset,
-                high_watermark: state.high_watermark,
-            };
-            if offset < state.log_start_offset || offset > state.high_watermark {
-                return Err(LogError::OffsetOutOfRange { offset, offsets });
-            }
-            if offset == state.high_watermark {
+            state.segments.partition_point(|s| s.base_offset <= offset).max(1) - 1
+        };
+        let mut resume_at = None;
+        loop {
+            let Some((reader, index_position, end)) = self.segment_window(segment_index, offset) else {
                 return Ok(LogRead { records: Bytes::new(), offsets });
-            }
-            if let Some(records) = self.tail.read(offset, max_bytes, state.high_watermark) {
-                return Ok(LogRead { records, offsets });
-            }
-            let i = state.segments.partition_point(|s| s.base_offset <= offset) - 1;
-            let segment = &state.segments[i];
-            (segment.reader.clone(), segment.position_for(offset), segment.size, offsets)
-        };
-        let lookahead = self.config.index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
-        let window_len = usize::try_from((end - start).min(lookahead)).expect("small");
-        let window = self.catch_up.read(&reader, start, window_len).await?;
-        let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
-            Picked::Range(from, to) => window.slice(from..to),
-            Picked::Cut { at, len } => self.catch_up.read(&reader, start + at as u64, len).await?,
-            Picked::Nothing => Bytes::new(),
-        };
-        Ok(LogRead { records: verified_prefix(records)?, offsets })
+            };
+            let start = resume_at.take().unwrap_or(index_position);
+            let lookahead = self.config.index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
+            let window_len = usize::try_from(end.saturating_sub(start).min(lookahead)).expect("small");
+            let window = self.catch_up.read(&reader, start, window_len).await?;
+            let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
+                Picked::Range(from, to) => window.slice(from..to),
+                Picked::Cut { at, len } => self.catch_up.read(&reader, start + at as u64, len).await?,
+                // Every batch in the window is before `offset`: go on after them, in this
+                // segment or the next.
+                Picked::Before(walked) if walked > 0 && start + (walked as u64) < end => {
+                    resume_at = Some(start + walked as u64);
+                    continue;
+                }
+                Picked::Before(_) => {
+                    segment_index += 1;
+                    continue;
+                }
+            };
+            return Ok(LogRead { records: verified_prefix(records)?, offsets });
+        }
+    }
+
+    /// The reader and the byte range to read for `offset` in segment `index`, if it exists.
+    fn segment_window(&self, index: usize, offset: i64) -> Option<(FileReader, u64, u64)> {
+        let state = self.state.borrow();
+        let segment = state.segments.get(index)?;
+        Some((segment.reader.clone(), segment.position_for(offset), segment.size))
     }
 
     /// The first record with a timestamp at or after `timestamp`: (offset, its timestamp).
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let (reader, start, end, high_watermark) = {
+        let (candidates, high_watermark) = {
             let state = self.state.borrow();
-            let Some(segment) = state.segments.iter().find(|s| s.max_timestamp >= timestamp) else {
-                return Ok(None);
-            };
-            let from = segment.base_offset + i64::from(segment.time_index.lookup(timestamp));
-            (segment.reader.clone(), segment.position_for(from), segment.size, state.high_watermark)
+            let candidates: Vec<_> = state
+                .segments
+                .iter()
+                .filter(|s| s.max_timestamp >= timestamp)
+                .map(|s| {
+                    let from = s.base_offset + i64::from(s.time_index.lookup(timestamp));
+                    (s.reader.clone(), s.position_for(from), s.size)
+                })
+                .collect();
+            (candidates, state.high_watermark)
         };
-        let mut found = None;
-        let mut decode_error = None;
-        scan_batches(&reader, start, end, false, |header, _, batch| {
-            if header.base_offset >= high_watermark {
-                return Scan::Stop;
+        for (reader, start, end) in candidates {
+            if let Some(hit) = first_at_or_after(&reader, start, end, timestamp, high_watermark).await? {
+                return Ok(Some(hit));
             }
-            if header.max_timestamp < timestamp {
-                return Scan::Continue;
-            }
-            match first_record_at_or_after(batch, timestamp) {
-                Ok(Some(hit)) => {
-                    found = Some(hit);
-                    Scan::Stop
-                }
-                Ok(None) => Scan::Continue,
-                Err(e) => {
-                    decode_error = Some(e);
-                    Scan::Stop
-                }
-            }
-        })
-        .await?;
-        match decode_error {
-            Some(e) => Err(LogError::Decode(e)),
-            None => Ok(found),
         }
+        Ok(None)
     }
 
     /// Stops accepting appends, lets the writer make everything queued durable, closes the
@@ -328,7 +340,8 @@ enum Picked {
     Range(usize, usize),
     /// The first batch needed starts at `at` but runs past the window: `len` bytes.
     Cut { at: usize, len: usize },
-    Nothing,
+    /// No batch at or past `offset` in the window; its first `.0` bytes are whole batches.
+    Before(usize),
 }
 
 /// Picks, from a window of whole and partial batches, the batches from the one holding
@@ -360,7 +373,7 @@ fn pick_batches(window: &[u8], offset: i64, max_bytes: usize, high_watermark: i6
     }
     match from {
         Some(first) if at > first => Picked::Range(first, at),
-        _ => Picked::Nothing,
+        _ => Picked::Before(at),
     }
 }
 
@@ -382,6 +395,42 @@ fn verified_prefix(records: Bytes) -> Result<Bytes, LogError> {
         at = end;
     }
     Ok(records)
+}
+
+/// Scans `[start, end)` of a segment for the first record at or after `timestamp`.
+async fn first_at_or_after(
+    reader: &strand_io::FileReader,
+    start: u64,
+    end: u64,
+    timestamp: i64,
+    high_watermark: i64,
+) -> Result<Option<(i64, i64)>, LogError> {
+    let mut found = None;
+    let mut decode_error = None;
+    scan_batches(reader, start, end, false, |header, _, batch| {
+        if header.base_offset >= high_watermark {
+            return Scan::Stop;
+        }
+        if header.max_timestamp < timestamp {
+            return Scan::Continue;
+        }
+        match first_record_at_or_after(batch, timestamp) {
+            Ok(Some(hit)) => {
+                found = Some(hit);
+                Scan::Stop
+            }
+            Ok(None) => Scan::Continue,
+            Err(e) => {
+                decode_error = Some(e);
+                Scan::Stop
+            }
+        }
+    })
+    .await?;
+    match decode_error {
+        Some(e) => Err(LogError::Decode(e)),
+        None => Ok(found),
+    }
 }
 
 /// Decodes `batch` and finds its first record with a timestamp at or after `timestamp`.

@@ -45,7 +45,12 @@ pub struct RecoveredLog {
 pub async fn recover(dir: &Path, config: &LogConfig) -> Result<RecoveredLog, IoError> {
     let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = fs::read_whole(&clean_marker).await?.is_some();
-    let mut bases: Vec<i64> = fs::list_dir(dir).await?.iter().filter_map(|p| parse_log_name(p)).collect();
+    let listed = fs::list_dir(dir).await?;
+    // A compaction that did not finish leaves its copy behind; the original is whole.
+    for stray in listed.iter().filter(|p| p.extension().is_some_and(|e| e == "cleaned")) {
+        fs::remove_file(stray).await?;
+    }
+    let mut bases: Vec<i64> = listed.iter().filter_map(|p| parse_log_name(p)).collect();
     bases.sort_unstable();
     let mut segments: Vec<Segment> = Vec::new();
     for (i, &base) in bases.iter().enumerate() {

@@ -8,7 +8,7 @@ use strand_config::{BrokerConfig, TopicConfig};
 use uuid::Uuid;
 
 use super::PartitionError;
-use crate::log::{AppendInfo, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits};
+use crate::log::{AppendInfo, CompactionStats, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits};
 use crate::protocol::record_batch::split_batches;
 
 /// Single-node strand has one leader epoch; replication brings epochs that move.
@@ -58,6 +58,9 @@ impl Partition {
             return Err(PartitionError::InvalidRequiredAcks(acks));
         }
         let batches = split_batches(&records)?;
+        if self.config.cleanup_policy.compact {
+            require_keys(&records)?;
+        }
         let max = self.config.max_message_bytes;
         if let Some((_, big)) = batches.iter().find(|(_, h)| h.total_bytes() > max as usize) {
             return Err(PartitionError::MessageTooLarge { size: big.total_bytes(), max });
@@ -84,6 +87,14 @@ impl Partition {
         }
         let limits = RetentionLimits { retention_ms: self.config.retention_ms, retention_bytes: self.config.retention_bytes };
         Ok(self.log.apply_retention(limits).await?)
+    }
+
+    /// Compacts the log if the topic is compacted and segments were sealed since the last pass.
+    pub async fn maybe_compact(&self) -> Result<Option<CompactionStats>, PartitionError> {
+        if !self.config.cleanup_policy.compact || !self.log.take_compaction_due() {
+            return Ok(None);
+        }
+        Ok(Some(self.log.compact(self.config.delete_retention_ms).await?))
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
@@ -117,4 +128,16 @@ fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
         flush_messages: positive(topic.flush_messages),
         flush_ms: positive(topic.flush_ms),
     }
+}
+
+/// A compacted topic keeps the newest record per key, so every record needs one (Kafka answers
+/// INVALID_RECORD otherwise).
+fn require_keys(records: &Bytes) -> Result<(), PartitionError> {
+    let mut buf = records.clone();
+    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)
+        .map_err(|_| PartitionError::Batch(crate::protocol::record_batch::BatchError::Corrupt))?;
+    if sets.iter().flat_map(|s| &s.records).any(|r| r.key.is_none()) {
+        return Err(PartitionError::InvalidRecord("compacted topic cannot accept a record without a key".into()));
+    }
+    Ok(())
 }

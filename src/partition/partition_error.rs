@@ -13,6 +13,8 @@ pub enum PartitionError {
     Batch(#[from] BatchError),
     #[error("record batch of {size} bytes is over max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: i32 },
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     #[error("acks must be -1, 0 or 1, not {0}")]
     InvalidRequiredAcks(i16),
     #[error(transparent)]

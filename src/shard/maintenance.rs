@@ -1,41 +1,63 @@
-//! Periodic background work of a shard: retention of every partition it owns, in the
-//! background task queue so it never crowds out requests.
+//! Periodic background work of a shard, in the background task queue so it never crowds out
+//! requests: retention every log.retention.check.interval.ms, compaction every
+//! log.cleaner.backoff.ms for partitions whose cleanup.policy includes compact.
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future;
 use strand_shards::task::sleep;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::ShardState;
 use crate::partition::Partition;
 
 impl ShardState {
-    /// Applies retention every log.retention.check.interval.ms until the shard stops.
+    /// Applies retention until the shard stops.
     pub async fn run_retention(self: Rc<Self>) {
         let interval = Duration::from_millis(self.config.log_retention_check_interval_ms);
-        loop {
-            let stopped = future::or(
-                async {
-                    sleep(interval).await;
-                    false
-                },
-                async {
-                    self.stopped().await;
-                    true
-                },
-            )
-            .await;
-            if stopped {
-                return;
-            }
-            let partitions: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
-            for partition in partitions {
+        while self.pause_unless_stopped(interval).await {
+            for partition in self.all_partitions() {
                 if let Err(e) = partition.apply_retention().await {
                     warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed");
                 }
             }
         }
+    }
+
+    /// Compacts compacted partitions with new sealed segments until the shard stops.
+    pub async fn run_compaction(self: Rc<Self>) {
+        let interval = Duration::from_millis(self.config.log_cleaner_backoff_ms);
+        while self.pause_unless_stopped(interval).await {
+            for partition in self.all_partitions() {
+                match partition.maybe_compact().await {
+                    Ok(Some(stats)) if stats.segments_rewritten > 0 => {
+                        info!(topic = %partition.topic, partition = partition.index, segments = stats.segments_rewritten,
+                              records_before = stats.records_before, records_after = stats.records_after, "compacted");
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(topic = %partition.topic, partition = partition.index, error = %e, "compaction failed"),
+                }
+            }
+        }
+    }
+
+    fn all_partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    /// Sleeps for `interval`; false if the shard began stopping meanwhile.
+    async fn pause_unless_stopped(&self, interval: Duration) -> bool {
+        future::or(
+            async {
+                sleep(interval).await;
+                true
+            },
+            async {
+                self.stopped().await;
+                false
+            },
+        )
+        .await
     }
 }
