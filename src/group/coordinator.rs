@@ -17,7 +17,7 @@ use futures_lite::future;
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use strand_config::BrokerConfig;
 use strand_shards::task::{sleep, spawn_local};
-use tracing::{error, info, warn};
+use tracing::{debug, error, warn};
 
 use super::records::decode_record;
 use super::{GroupConfig, GroupManager, GroupRequest, GroupResponse, Now, WriteError};
@@ -141,7 +141,7 @@ impl GroupCoordinator {
             match coordinator.load(&partition).await {
                 Ok(records) => {
                     coordinator.manager.borrow_mut().finish_load(index, Now::current());
-                    info!(shard = %shard.id, partition = index, records, elapsed_ms = started.elapsed().as_millis() as u64, "group coordinator partition ready");
+                    debug!(shard = %shard.id, partition = index, records, elapsed_ms = started.elapsed().as_millis() as u64, "group coordinator partition ready");
                     coordinator.run_writer(&shard, &partition).await;
                 }
                 Err(e) => {

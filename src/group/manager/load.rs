@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use event_listener::Event;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{offset_tombstone, GroupManager, LoadStatus, Now, OffsetsPartition};
 use crate::group::records::{CoordinatorRecord, GroupMetadataValue};
@@ -61,7 +61,11 @@ impl GroupManager {
         if let Some(p) = self.partitions.get_mut(&partition) {
             p.status = LoadStatus::Loaded;
         }
-        info!(partition, groups, "__consumer_offsets partition loaded");
+        if groups > 0 {
+            info!(partition, groups, "__consumer_offsets partition loaded");
+        } else {
+            debug!(partition, "__consumer_offsets partition loaded, no groups");
+        }
     }
 
     /// Loading failed: the partition stays unavailable (NOT_COORDINATOR) rather than serve
