@@ -18,7 +18,7 @@ impl GroupManager {
     }
 
     pub(super) fn cleanup_group_metadata(&mut self, now: Now) {
-        let mut by_partition: BTreeMap<i32, (Vec<Record>, Vec<(String, String, i32)>, Vec<String>)> = BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, Expired> = BTreeMap::new();
         for (group_id, group) in &self.groups {
             let loaded = self.partitions.get(&group.partition).is_some_and(|p| p.status == LoadStatus::Loaded);
             if !loaded || group.is_in(GroupState::Dead) {
@@ -27,15 +27,15 @@ impl GroupManager {
             let (expired, all_expired) = self.expired_offsets(group, now);
             let entry = by_partition.entry(group.partition).or_default();
             for (topic, partition) in expired {
-                entry.0.push(offset_tombstone(group_id, &topic, partition));
-                entry.1.push((group_id.clone(), topic, partition));
+                entry.records.push(offset_tombstone(group_id, &topic, partition));
+                entry.offsets.push((group_id.clone(), topic, partition));
             }
             if all_expired && group.is_in(GroupState::Empty) {
-                entry.0.push(group_tombstone(group_id));
-                entry.2.push(group_id.clone());
+                entry.records.push(group_tombstone(group_id));
+                entry.groups.push(group_id.clone());
             }
         }
-        for (partition, (records, offsets, groups)) in by_partition {
+        for (partition, Expired { records, offsets, groups }) in by_partition {
             if records.is_empty() {
                 continue;
             }
@@ -75,13 +75,14 @@ impl GroupManager {
     /// The offsets of `group` that expired, and whether that is all of them (Kafka's
     /// cleanupExpiredOffsets: true as well for a group without offsets).
     fn expired_offsets(&self, group: &ClassicGroup, now: Now) -> (Vec<(String, i32)>, bool) {
-        let Some(base) = expiration_base(group) else {
+        let Some(base) = RetentionBase::of(group) else {
             return (Vec::new(), !self.offsets.has_offsets(&group.group_id));
         };
         let mut expired = Vec::new();
         let mut all = true;
         for (topic, partition, offset) in self.offsets.group_offsets(&group.group_id) {
-            if !group.is_subscribed_to_topic(topic) && is_expired(offset, base(offset), now.wall_ms, self.config.offsets_retention_ms) {
+            let base_ms = base.base_ms(offset);
+            if !group.is_subscribed_to_topic(topic) && is_expired(offset, base_ms, now.wall_ms, self.config.offsets_retention_ms) {
                 expired.push((topic.to_owned(), partition));
             } else {
                 all = false;
@@ -91,19 +92,40 @@ impl GroupManager {
     }
 }
 
-/// From when an offset's retention counts, or None if the group's offsets do not expire now
-/// (Kafka's offsetExpirationCondition for classic groups).
-fn expiration_base(group: &ClassicGroup) -> Option<Box<dyn Fn(&OffsetAndMetadata) -> i64 + '_>> {
-    match group.protocol_type() {
-        None => Some(Box::new(|o: &OffsetAndMetadata| o.commit_timestamp_ms)),
-        Some(_) if group.is_in(GroupState::Empty) => {
-            let became_empty = group.state_timestamp_ms();
-            Some(Box::new(move |o: &OffsetAndMetadata| became_empty.unwrap_or(o.commit_timestamp_ms)))
+/// The tombstones one partition's expiration writes, and what they delete.
+#[derive(Default)]
+struct Expired {
+    records: Vec<Record>,
+    offsets: Vec<(String, String, i32)>,
+    groups: Vec<String>,
+}
+
+/// From when an offset's retention counts (Kafka's offsetExpirationCondition for classic
+/// groups).
+enum RetentionBase {
+    /// Its commit.
+    CommitTime,
+    /// The group becoming empty (its commit, if that time is unknown).
+    GroupEmptySince(Option<i64>),
+}
+
+impl RetentionBase {
+    /// None if the group's offsets do not expire now (a consumer group mid-rebalance, or a
+    /// group of another protocol type with members).
+    fn of(group: &ClassicGroup) -> Option<Self> {
+        match group.protocol_type() {
+            None => Some(Self::CommitTime),
+            Some(_) if group.is_in(GroupState::Empty) => Some(Self::GroupEmptySince(group.state_timestamp_ms())),
+            Some(_) if group.uses_consumer_protocol() && group.is_in(GroupState::Stable) => Some(Self::CommitTime),
+            Some(_) => None,
         }
-        Some(_) if group.uses_consumer_protocol() && group.is_in(GroupState::Stable) => {
-            Some(Box::new(|o: &OffsetAndMetadata| o.commit_timestamp_ms))
+    }
+
+    fn base_ms(&self, offset: &OffsetAndMetadata) -> i64 {
+        match self {
+            Self::CommitTime | Self::GroupEmptySince(None) => offset.commit_timestamp_ms,
+            Self::GroupEmptySince(Some(since)) => *since,
         }
-        Some(_) => None,
     }
 }
 

@@ -350,7 +350,8 @@ fn a_simple_commit_creates_an_empty_group_and_survives_a_reload() {
     assert_eq!(code(&commit.take().unwrap()), 0);
     assert_eq!(h.state("simple"), GroupState::Empty);
     let _ = h.stable_pair("g");
-    let commit = h.commit("g", 1, &h.manager.group("g").unwrap().leader_id().unwrap().to_owned(), 99);
+    let leader = h.manager.group("g").unwrap().leader_id().unwrap().to_owned();
+    let commit = h.commit("g", 1, &leader, 99);
     h.flush();
     assert_eq!(code(&commit.take().unwrap()), 0);
 
