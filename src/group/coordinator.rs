@@ -25,8 +25,9 @@ use crate::partition::Partition;
 use crate::protocol::record_batch::BatchHeader;
 use crate::shard::ShardState;
 
-/// Bytes read per step when loading a partition (Kafka's offsets.load.buffer.size default).
-const LOAD_READ_BYTES: usize = 5 << 20;
+/// Bytes read per step when loading a partition. Kafka reads 5 MiB (offsets.load.buffer.size);
+/// a shard loads all its partitions at once, so strand reads less per step.
+const LOAD_READ_BYTES: usize = 1 << 20;
 
 pub struct GroupCoordinator {
     manager: RefCell<GroupManager>,

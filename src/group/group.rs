@@ -1,44 +1,41 @@
 //! A classic group: its members, generation, chosen protocol and state, with the bookkeeping
 //! rules Kafka's ClassicGroup keeps (static members, members pending join or sync, leader
-//! election, protocol selection). Timers, persistence and answers are the manager's; this type
-//! only keeps the group consistent.
+//! election); the protocol rules are in `group_protocol.rs`. Timers, persistence and answers
+//! are the manager's; this type only keeps the group consistent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::consumer_protocol::{subscribed_topics, CONSUMER_PROTOCOL_TYPE};
 use super::{GroupState, Member, Protocol, ResponseSlot};
 
 pub struct ClassicGroup {
     pub group_id: String,
     /// The __consumer_offsets partition holding this group's records.
     pub partition: i32,
-    state: GroupState,
-    previous_state: GroupState,
+    pub(super) state: GroupState,
+    pub(super) previous_state: GroupState,
     /// Wall-clock ms of the last transition (None for a group loaded without one).
-    state_timestamp_ms: Option<i64>,
+    pub(super) state_timestamp_ms: Option<i64>,
     pub generation_id: i32,
-    protocol_type: Option<String>,
-    protocol_name: Option<String>,
-    leader_id: Option<String>,
-    members: BTreeMap<String, Member>,
+    pub(super) protocol_type: Option<String>,
+    pub(super) protocol_name: Option<String>,
+    pub(super) leader_id: Option<String>,
+    pub(super) members: BTreeMap<String, Member>,
     /// group.instance.id -> member id.
-    static_members: HashMap<String, String>,
+    pub(super) static_members: HashMap<String, String>,
     /// Member ids handed out with MEMBER_ID_REQUIRED whose second JoinGroup has not come yet.
-    pending_join_members: HashSet<String>,
+    pub(super) pending_join_members: HashSet<String>,
     /// Members that got their JoinGroup answer but have not sent SyncGroup yet.
-    pending_sync_members: HashSet<String>,
+    pub(super) pending_sync_members: HashSet<String>,
     /// Set when a member joins during the initial (delayed) rebalance: the delay is extended.
     pub new_member_added: bool,
     /// The topics the members subscribe to, when the protocol type is "consumer".
-    subscribed_topics: Option<BTreeSet<String>>,
+    pub(super) subscribed_topics: Option<BTreeSet<String>>,
 }
 
 impl ClassicGroup {
@@ -312,37 +309,6 @@ impl ClassicGroup {
         Ok(())
     }
 
-    /// Whether a member joining with this protocol type and these protocols fits: any type and
-    /// protocols for an empty group, otherwise the group's type and at least one protocol every
-    /// current member supports.
-    pub fn supports_protocols(&self, protocol_type: &str, protocols: &[Protocol]) -> bool {
-        if self.state == GroupState::Empty {
-            return !protocol_type.is_empty() && !protocols.is_empty();
-        }
-        self.protocol_type.as_deref() == Some(protocol_type)
-            && protocols.iter().any(|p| self.members.values().all(|m| m.supports(&p.name)))
-    }
-
-    /// The protocol of the next generation: each member votes for its favourite among those
-    /// all members support; most votes wins (ties to the first name, for determinism).
-    pub fn select_protocol(&self) -> Option<String> {
-        let first = self.members.values().next()?;
-        let candidates: HashSet<&str> = first
-            .protocols
-            .iter()
-            .map(|p| p.name.as_str())
-            .filter(|name| self.members.values().all(|m| m.supports(name)))
-            .collect();
-        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-        for member in self.members.values() {
-            if let Some(choice) = member.vote(&candidates) {
-                *votes.entry(choice).or_default() += 1;
-            }
-        }
-        let most = votes.values().copied().max()?;
-        votes.into_iter().find(|(_, n)| *n == most).map(|(name, _)| name.to_owned())
-    }
-
     /// Replaces a member's protocols and timeouts; `join` is its new parked JoinGroup. An older
     /// parked one replaced by a new one is answered REBALANCE_IN_PROGRESS so its task does not
     /// linger; with `join` None the caller answers it.
@@ -398,75 +364,6 @@ impl ClassicGroup {
         }
     }
 
-    /// Ends a join phase: next generation, its protocol, and CompletingRebalance (or Empty
-    /// when no member is left).
-    pub fn init_next_generation(&mut self, now_ms: i64) {
-        self.generation_id += 1;
-        if self.members.is_empty() {
-            self.protocol_name = None;
-            self.subscribed_topics = self.compute_subscribed_topics();
-            self.transition_to(GroupState::Empty, now_ms);
-        } else {
-            self.protocol_name = self.select_protocol();
-            self.subscribed_topics = self.compute_subscribed_topics();
-            self.transition_to(GroupState::CompletingRebalance, now_ms);
-        }
-        self.pending_sync_members.clear();
-    }
-
-    /// The members as the leader sees them in its JoinGroup answer: each one's metadata for
-    /// the chosen protocol.
-    pub fn leader_view_of_members(&self) -> Vec<JoinGroupResponseMember> {
-        let protocol = self.protocol_name.as_deref().unwrap_or_default();
-        self.members
-            .values()
-            .map(|m| {
-                JoinGroupResponseMember::default()
-                    .with_member_id(StrBytes::from_string(m.member_id.clone()))
-                    .with_group_instance_id(m.group_instance_id.clone().map(StrBytes::from_string))
-                    .with_metadata(m.metadata(protocol).cloned().unwrap_or_default())
-            })
-            .collect()
-    }
-
-    /// Every member's current assignment.
-    pub fn assignments(&self) -> BTreeMap<String, Bytes> {
-        self.members.values().map(|m| (m.member_id.clone(), m.assignment.clone())).collect()
-    }
-
-    pub fn can_rebalance(&self) -> bool {
-        GroupState::PreparingRebalance.may_follow(self.state)
-    }
-
-    pub fn uses_consumer_protocol(&self) -> bool {
-        self.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE)
-    }
-
-    /// The union of the members' subscriptions, known only for "consumer" groups whose
-    /// metadata parses (Kafka's computeSubscribedTopics).
-    fn compute_subscribed_topics(&self) -> Option<BTreeSet<String>> {
-        if !self.uses_consumer_protocol() {
-            return None;
-        }
-        if self.members.is_empty() {
-            return Some(BTreeSet::new());
-        }
-        let protocol = self.protocol_name.as_deref()?;
-        let mut topics = BTreeSet::new();
-        for member in self.members.values() {
-            topics.extend(subscribed_topics(member.metadata(protocol)?)?);
-        }
-        Some(topics)
-    }
-
-    /// Whether the group consumes `topic`: its offsets may then be neither deleted nor expired.
-    /// Unknown subscriptions count as subscribed for consumer groups, as in Kafka.
-    pub fn is_subscribed_to_topic(&self, topic: &str) -> bool {
-        match &self.subscribed_topics {
-            Some(topics) => topics.contains(topic),
-            None => self.uses_consumer_protocol(),
-        }
-    }
 }
 
 /// A group as a GroupMetadata record stores it.
@@ -482,7 +379,6 @@ pub struct StoredGroup {
 
 #[cfg(test)]
 mod tests {
-    use super::super::consumer_protocol::tests::subscription;
     use super::super::member::tests::{member, protocol};
     use super::*;
 
@@ -499,29 +395,6 @@ mod tests {
         let group = group_with(vec![member("a", vec![protocol("range", b"")]), member("b", vec![protocol("range", b"")])]);
         assert_eq!(group.protocol_type(), Some("consumer"));
         assert_eq!(group.leader_id(), Some("a"));
-    }
-
-    #[test]
-    fn the_protocol_all_members_support_and_most_prefer_is_selected() {
-        let group = group_with(vec![
-            member("a", vec![protocol("range", b""), protocol("roundrobin", b"")]),
-            member("b", vec![protocol("roundrobin", b""), protocol("range", b"")]),
-            member("c", vec![protocol("roundrobin", b""), protocol("sticky", b"")]),
-        ]);
-        assert_eq!(group.select_protocol().as_deref(), Some("roundrobin"));
-    }
-
-    #[test]
-    fn a_non_empty_group_refuses_a_member_without_a_common_protocol_or_of_another_type() {
-        let mut group = group_with(vec![member("a", vec![protocol("range", b"")])]);
-        group.transition_to(GroupState::PreparingRebalance, 1);
-        assert!(group.supports_protocols("consumer", &[protocol("sticky", b""), protocol("range", b"")]));
-        assert!(!group.supports_protocols("consumer", &[protocol("sticky", b"")]));
-        assert!(!group.supports_protocols("connect", &[protocol("range", b"")]));
-        let empty = ClassicGroup::new("e", 0, 0);
-        assert!(empty.supports_protocols("anything", &[protocol("x", b"")]));
-        assert!(!empty.supports_protocols("", &[protocol("x", b"")]));
-        assert!(!empty.supports_protocols("consumer", &[]));
     }
 
     #[test]
@@ -581,25 +454,6 @@ mod tests {
         assert_eq!(group.leader_id(), Some("b"));
         let mut nobody = group_with(vec![member("a", vec![protocol("range", b"")])]);
         assert!(!nobody.maybe_elect_new_joined_leader());
-    }
-
-    #[test]
-    fn a_new_generation_picks_the_protocol_and_the_subscribed_topics() {
-        let sub = subscription(&["orders"]);
-        let mut group = ClassicGroup::new("g", 0, 0);
-        group.add(member("a", vec![Protocol { name: "range".into(), metadata: sub }]), None);
-        group.transition_to(GroupState::PreparingRebalance, 1);
-        group.init_next_generation(2);
-        assert_eq!(group.generation_id, 1);
-        assert_eq!(group.state(), GroupState::CompletingRebalance);
-        assert_eq!(group.protocol_name(), Some("range"));
-        assert!(group.is_subscribed_to_topic("orders"));
-        assert!(!group.is_subscribed_to_topic("payments"));
-        group.remove("a");
-        group.transition_to(GroupState::PreparingRebalance, 3);
-        group.init_next_generation(4);
-        assert_eq!(group.state(), GroupState::Empty);
-        assert!(!group.is_subscribed_to_topic("orders"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod consumer_protocol;
 mod coordinator;
 #[allow(clippy::module_inception)]
 mod group;
+mod group_protocol;
 mod group_state;
 mod manager;
 mod member;
