@@ -14,7 +14,7 @@ use kafka_protocol::error::ResponseError;
 use strand_config::TopicConfig;
 use strand_io::{fs, IoError};
 use strand_shards::Reply;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::{invalid_topic_name, is_internal_topic, MetadataImage, TopicMeta, GROUP_METADATA_TOPIC_NAME};
@@ -94,7 +94,15 @@ impl Controller {
     /// and persists the image. Runs at start, before the first image is published, so no client
     /// ever sees a broker without it (and none can auto-create it with the wrong settings).
     pub async fn create_internal_topics(&mut self) -> Result<(), ControllerError> {
-        if self.image.topic(GROUP_METADATA_TOPIC_NAME).is_some() {
+        if let Some(existing) = self.image.topic(GROUP_METADATA_TOPIC_NAME) {
+            if existing.partitions != self.shard.config.offsets_topic_num_partitions {
+                warn!(
+                    topic = GROUP_METADATA_TOPIC_NAME,
+                    partitions = existing.partitions,
+                    configured = self.shard.config.offsets_topic_num_partitions,
+                    "offsets.topic.num.partitions differs from the existing topic, which keeps its partitions"
+                );
+            }
             return Ok(());
         }
         let topic = TopicMeta {

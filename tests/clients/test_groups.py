@@ -212,6 +212,32 @@ def test_three_consumers_split_partitions_and_two_take_over_after_one_leaves(bro
     assert set(duplicated) <= ledger.uncommitted, f"delivered twice though committed: {sorted(duplicated)[:5]}"
 
 
+def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(broker):
+    topic, group, partitions = unique_topic("static"), unique_topic("g-static"), 4
+    create_topic(broker.bootstrap, topic, partitions)
+    ledger = Ledger()
+
+    def static(name: str) -> Member:
+        conf = group_conf(broker.bootstrap, group, **{"group.instance.id": name, "client.id": name})
+        return Member(name, conf, topic, ledger)
+
+    first, other = static("instance-a"), static("instance-b")
+    poll_until([first, other], lambda: split_evenly([first, other], partitions), 45, "two static members with two partitions each")
+    held_before, other_assignments = set(first.assigned), other.assignments
+    first.close()  # a static member does not leave the group when it closes
+    again = static("instance-a")
+    try:
+        poll_until([again, other], lambda: again.assigned == held_before, SESSION_TIMEOUT_MS / 1000, "the same partitions back")
+        for _ in range(20):
+            again.poll()
+            other.poll()
+        assert other.assignments == other_assignments, "the other member went through a rebalance"
+        assert other.assigned == set(range(partitions)) - held_before
+    finally:
+        again.close()
+        other.close()
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     c = Consumer(group_conf(bootstrap, group))
     try:
