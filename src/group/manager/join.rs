@@ -73,8 +73,7 @@ impl GroupManager {
     /// (Kafka does the same). If that fails the group is forgotten again.
     fn persist_new_group(&mut self, group_id: &str, member_id: &str, slot: &JoinSlot) {
         let Some(group) = self.groups.get(group_id) else { return };
-        let mut empty = ClassicGroup::new(group_id, group.partition, group.state_timestamp_ms().unwrap_or(-1));
-        empty.generation_id = 0;
+        let empty = ClassicGroup::new(group_id, group.partition, group.state_timestamp_ms().unwrap_or(-1));
         let record = group_metadata_record(&empty, &Default::default());
         let (group_id, member_id, slot) = (group_id.to_owned(), member_id.to_owned(), Rc::clone(slot));
         self.append(
@@ -216,7 +215,11 @@ impl GroupManager {
         let group = self.groups.get_mut(&group_id).expect("group found");
         let leader_before = group.leader_id().unwrap_or_default().to_owned();
         let old = group.member(&old_member_id).map(|m| (m.protocols.clone(), m.rebalance_timeout_ms, m.session_timeout_ms));
-        let Some((old_protocols, old_rebalance_ms, old_session_ms)) = old else { return };
+        let Some((old_protocols, old_rebalance_ms, old_session_ms)) = old else {
+            // The instance maps to no member: a bug, but the request must still be answered.
+            slot.fill(join_error("", ResponseError::UnknownMemberId));
+            return;
+        };
         group.replace_static_member(&instance, &old_member_id, &new_member_id);
         group.update_member(&new_member_id, params.protocols, params.rebalance_timeout_ms, params.session_timeout_ms, Some(Rc::clone(slot)));
         self.cancel_heartbeat(&group_id, &old_member_id);
