@@ -95,6 +95,7 @@ async fn run_shard(
         }
         None => return,
     };
+    shard.groups.start(&shard);
     let _ = started.send(Ok(ctx.id));
     let connections = Rc::new(Connections::default());
     let accepting = spawn_local(accept_loop(Rc::clone(&shard), listener, Rc::clone(&connections)));
@@ -119,7 +120,8 @@ async fn start_shard(shard: &Rc<ShardState>, listen: SocketAddr) -> Result<TcpLi
     fs::create_dir_all(dir).await.map_err(|e| format!("data directory {}: {e}", dir.display()))?;
     fs::probe_device(dir, &format!("shard-{}", shard.id)).await.map_err(|e| e.to_string())?;
     if shard.id == ShardId(0) {
-        let controller = Controller::load(Rc::clone(shard)).await.map_err(|e| e.to_string())?;
+        let mut controller = Controller::load(Rc::clone(shard)).await.map_err(|e| e.to_string())?;
+        controller.create_internal_topics().await.map_err(|e| format!("creating internal topics: {e}"))?;
         let image = controller.image();
         let (requests_tx, requests_rx) = flume::bounded(shard.config.shard_inbox_max);
         shard.set_controller(requests_tx);

@@ -3,10 +3,12 @@
 //! The data path, top to bottom: [`server`] (sockets and frames) -> [`handlers`] (one per
 //! Kafka API) -> [`shard`] (routing to the owning shard) -> [`partition`] -> [`log`] (segments,
 //! durable appends) -> strand-io. [`cluster`] holds the metadata and the controller;
-//! [`broker`] starts and stops it all.
+//! [`group`] the consumer group coordinator and committed offsets; [`broker`] starts and
+//! stops it all.
 
 pub mod broker;
 pub mod cluster;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod partition;

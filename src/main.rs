@@ -89,15 +89,30 @@ fn main() {
     }
 }
 
+/// How long a busy listener address is retried before giving up.
+const LISTENER_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Probes the listener address, retrying while it is busy for [`LISTENER_RELEASE_WAIT`]: a
+/// broker that was just killed with SIGKILL still holds its listening sockets for a moment
+/// after its process is gone (the kernel tears its io_uring instances down asynchronously,
+/// and they hold the sockets), and a restart must not fail on that.
+fn probe_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
+    let deadline = std::time::Instant::now() + LISTENER_RELEASE_WAIT;
+    loop {
+        match strand_shards::net::probe_listen_address(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let mut config = args.load()?;
-    // Check the port with a plain bind first: the shards bind with SO_REUSEPORT, which would
-    // let a second broker of the same user share the port instead of failing. This also
-    // resolves port 0 to a real port.
-    let probe = std::net::TcpListener::bind(config.listeners)
-        .map_err(|e| anyhow::anyhow!("listener {}: {e}", config.listeners))?;
-    let listen = probe.local_addr()?;
-    drop(probe);
+    // Check the port first: the shards bind with SO_REUSEPORT, which would let a second
+    // broker of the same user share the port instead of failing. This also resolves port 0.
+    let listen = probe_listener(config.listeners).map_err(|e| anyhow::anyhow!("listener {}: {e}", config.listeners))?;
     if config.advertised_listeners.port == 0 {
         config.advertised_listeners.port = listen.port();
     }

@@ -69,6 +69,13 @@ pub struct BrokerConfig {
     pub log_cleaner_delete_retention_ms: i64,
     pub log_cleaner_backoff_ms: u64,
     pub log_index_interval_bytes: i32,
+    pub offsets_topic_num_partitions: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub offset_metadata_max_bytes: i32,
+    pub offsets_retention_minutes: i32,
+    pub offsets_retention_check_interval_ms: i64,
 }
 
 impl BrokerConfig {
@@ -138,9 +145,25 @@ impl BrokerConfig {
             log_cleaner_delete_retention_ms: p.take_int("log.cleaner.delete.retention.ms", 0, i64::MAX)?,
             log_cleaner_backoff_ms: to_u64(p.take_int("log.cleaner.backoff.ms", 1, i64::MAX)?),
             log_index_interval_bytes: to_i32(p.take_int("log.index.interval.bytes", 0, max_i32)?),
+            offsets_topic_num_partitions: to_i32(p.take_int("offsets.topic.num.partitions", 1, 1 << 16)?),
+            group_initial_rebalance_delay_ms: to_i32(p.take_int("group.initial.rebalance.delay.ms", 0, max_i32)?),
+            group_min_session_timeout_ms: to_i32(p.take_int("group.min.session.timeout.ms", 1, max_i32)?),
+            group_max_session_timeout_ms: to_i32(p.take_int("group.max.session.timeout.ms", 1, max_i32)?),
+            offset_metadata_max_bytes: to_i32(p.take_int("offset.metadata.max.bytes", 0, max_i32)?),
+            offsets_retention_minutes: to_i32(p.take_int("offsets.retention.minutes", 1, max_i32)?),
+            offsets_retention_check_interval_ms: p.take_int("offsets.retention.check.interval.ms", 1, i64::MAX)?,
         };
         if config.log_dirs.as_os_str().is_empty() {
             return Err(ConfigError::invalid("log.dirs", "must not be empty"));
+        }
+        if config.group_max_session_timeout_ms < config.group_min_session_timeout_ms {
+            return Err(ConfigError::invalid(
+                "group.max.session.timeout.ms",
+                format!(
+                    "{} is below group.min.session.timeout.ms {}",
+                    config.group_max_session_timeout_ms, config.group_min_session_timeout_ms
+                ),
+            ));
         }
         p.finish()?;
         Ok(config)
@@ -201,6 +224,27 @@ mod tests {
         for key in BrokerConfig::default_props().keys() {
             assert!(readme.contains(&format!("| {key} |")), "README.md does not document '{key}'");
         }
+    }
+
+    #[test]
+    fn group_coordinator_defaults_are_kafkas() {
+        let config = BrokerConfig::load("", Props::default()).unwrap();
+        assert_eq!(config.offsets_topic_num_partitions, 50);
+        assert_eq!(config.group_initial_rebalance_delay_ms, 3000);
+        assert_eq!(config.group_min_session_timeout_ms, 6000);
+        assert_eq!(config.group_max_session_timeout_ms, 1_800_000);
+        assert_eq!(config.offset_metadata_max_bytes, 4096);
+        assert_eq!(config.offsets_retention_minutes, 10080);
+        assert_eq!(config.offsets_retention_check_interval_ms, 600_000);
+    }
+
+    #[test]
+    fn a_session_timeout_range_upside_down_is_refused() {
+        let file = "group.min.session.timeout.ms = 10000\ngroup.max.session.timeout.ms = 9000\n";
+        let err = BrokerConfig::load(file, Props::default()).unwrap_err();
+        assert!(err.to_string().starts_with("config key 'group.max.session.timeout.ms'"), "{err}");
+        let err = BrokerConfig::load("offsets.topic.num.partitions = 0", Props::default()).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
     }
 
     #[test]

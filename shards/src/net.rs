@@ -10,6 +10,23 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Backlog of each shard's listening socket.
 const LISTEN_BACKLOG: i32 = 1024;
 
+/// Checks that `addr` is free for a new broker and resolves port 0, before the shards bind it
+/// with SO_REUSEPORT (which would let a second broker share the port instead of failing).
+/// SO_REUSEADDR (without SO_REUSEPORT) still fails on a port something listens on, but not on
+/// one that only has connections in TIME-WAIT, which a broker killed with SIGKILL leaves
+/// behind for a minute for every idle connection the kernel closed for it.
+pub fn probe_listen_address(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1)?;
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP socket address"))
+}
+
 /// Binds a listener for this shard with SO_REUSEPORT and SO_REUSEADDR.
 ///
 /// glommio's own `TcpListener::bind` sets only SO_REUSEPORT. Connections the broker closes

@@ -14,13 +14,17 @@ use kafka_protocol::error::ResponseError;
 use strand_config::TopicConfig;
 use strand_io::{fs, IoError};
 use strand_shards::Reply;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::{invalid_topic_name, MetadataImage, TopicMeta};
+use super::{invalid_topic_name, is_internal_topic, MetadataImage, TopicMeta, GROUP_METADATA_TOPIC_NAME};
 use crate::shard::ShardState;
 
 const METADATA_FILE: &str = "cluster-metadata.toml";
+
+/// Segment size of __consumer_offsets, as Kafka's offsets.topic.segment.bytes default: a
+/// smaller segment than data topics, since the whole partition is read at load time.
+const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 
 /// A topic to create.
 #[derive(Debug, Clone)]
@@ -84,6 +88,38 @@ impl Controller {
 
     pub fn image(&self) -> Arc<MetadataImage> {
         Arc::clone(&self.image)
+    }
+
+    /// Creates __consumer_offsets with offsets.topic.num.partitions if it does not exist yet,
+    /// and persists the image. Runs at start, before the first image is published, so no client
+    /// ever sees a broker without it (and none can auto-create it with the wrong settings).
+    pub async fn create_internal_topics(&mut self) -> Result<(), ControllerError> {
+        if let Some(existing) = self.image.topic(GROUP_METADATA_TOPIC_NAME) {
+            if existing.partitions != self.shard.config.offsets_topic_num_partitions {
+                warn!(
+                    topic = GROUP_METADATA_TOPIC_NAME,
+                    partitions = existing.partitions,
+                    configured = self.shard.config.offsets_topic_num_partitions,
+                    "offsets.topic.num.partitions differs from the existing topic, which keeps its partitions"
+                );
+            }
+            return Ok(());
+        }
+        let topic = TopicMeta {
+            name: GROUP_METADATA_TOPIC_NAME.to_owned(),
+            id: Uuid::new_v4(),
+            partitions: self.shard.config.offsets_topic_num_partitions,
+            // Compacted, as Kafka's: only the newest commit of each group-partition is kept.
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_owned(), "compact".to_owned()),
+                ("segment.bytes".to_owned(), OFFSETS_TOPIC_SEGMENT_BYTES.to_owned()),
+            ]),
+        };
+        let next = self.image.with_topic(topic);
+        fs::write_atomic(&self.path, Bytes::from(next.to_toml())).await?;
+        self.image = Arc::new(next);
+        info!(topic = GROUP_METADATA_TOPIC_NAME, partitions = self.shard.config.offsets_topic_num_partitions, "internal topic created");
+        Ok(())
     }
 
     /// Handles requests until every sender is gone.
@@ -159,6 +195,12 @@ impl Controller {
                 TopicRef::Id(id) => next.topic_by_id(*id).cloned(),
             };
             let result = match (found, topic) {
+                // Kafka lets a principal with DELETE on the topic remove it, and losing it loses
+                // every committed offset; strand has no principals, so no one holds that right.
+                (Some(meta), _) if is_internal_topic(&meta.name) => Err(TopicError::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("internal topic '{}' cannot be deleted", meta.name),
+                )),
                 (Some(meta), _) => {
                     next = next.without_topic(&meta.name);
                     Ok(meta)

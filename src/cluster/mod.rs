@@ -9,4 +9,6 @@ mod topic_name;
 pub use controller::{Controller, ControllerError, ControllerRequest, NewTopic, TopicError, TopicRef, TopicResult};
 pub use metadata_image::{MetadataImage, TopicMeta};
 pub use placement::owner_shard;
-pub use topic_name::invalid_topic_name;
+pub use topic_name::{
+    invalid_topic_name, is_internal_topic, GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME,
+};

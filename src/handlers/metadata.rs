@@ -12,7 +12,7 @@ use strand_shards::ShardId;
 use uuid::Uuid;
 
 use super::str_bytes;
-use crate::cluster::{invalid_topic_name, ControllerRequest, NewTopic, TopicMeta};
+use crate::cluster::{invalid_topic_name, is_internal_topic, ControllerRequest, NewTopic, TopicMeta};
 use crate::shard::{ShardRequest, ShardState};
 
 /// The id Metadata reports for this single-node cluster.
@@ -23,7 +23,7 @@ pub const CLUSTER_ID: &str = "strand-single-node";
 const TOPIC_OPERATIONS: &[u8] = &[3, 4, 5, 6, 7, 8, 10, 11];
 const CLUSTER_OPERATIONS: &[u8] = &[5, 7, 8, 9, 10, 11, 12];
 
-fn bit_field(operations: &[u8]) -> i32 {
+pub(super) fn bit_field(operations: &[u8]) -> i32 {
     operations.iter().fold(0, |bits, op| bits | 1 << op)
 }
 
@@ -148,7 +148,7 @@ fn describe(topic: &Arc<TopicMeta>, node: BrokerId) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&topic.name))))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(is_internal_topic(&topic.name))
         .with_partitions(partitions)
 }
 

@@ -2,13 +2,25 @@
 //! handler on the shard that read the request, and encodes the response frame.
 
 mod api_versions;
+mod coordinator_route;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod join;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::rc::Rc;
 
@@ -41,11 +53,13 @@ pub enum RequestError {
 }
 
 /// Runs one request. `Ok(None)` means no response is sent (Produce with acks=0).
+/// `client_host` is the peer's address as Kafka shows it ("/127.0.0.1").
 pub async fn dispatch(
     shard: Rc<ShardState>,
     api_key: ApiKey,
     header: RequestHeader,
     mut body: Bytes,
+    client_host: Rc<str>,
 ) -> Result<Option<Bytes>, RequestError> {
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
@@ -91,6 +105,52 @@ pub async fn dispatch(
         }
         ApiKey::ListOffsets => {
             let response = list_offsets::handle(&shard, decode!(m::ListOffsetsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::FindCoordinator => {
+            let response = find_coordinator::handle(&shard, decode!(m::FindCoordinatorRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::JoinGroup => {
+            let client_id = header.client_id.as_deref().unwrap_or_default();
+            let request = decode!(m::JoinGroupRequest);
+            let response = join_group::handle(&shard, request, version, client_id, &client_host).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::SyncGroup => {
+            let response = sync_group::handle(&shard, decode!(m::SyncGroupRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::Heartbeat => {
+            let response = heartbeat::handle(&shard, decode!(m::HeartbeatRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::LeaveGroup => {
+            let response = leave_group::handle(&shard, decode!(m::LeaveGroupRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::OffsetCommit => {
+            let response = offset_commit::handle(&shard, decode!(m::OffsetCommitRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::OffsetFetch => {
+            let response = offset_fetch::handle(&shard, decode!(m::OffsetFetchRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::OffsetDelete => {
+            let response = offset_delete::handle(&shard, decode!(m::OffsetDeleteRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DescribeGroups => {
+            let response = describe_groups::handle(&shard, decode!(m::DescribeGroupsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::ListGroups => {
+            let response = list_groups::handle(&shard, decode!(m::ListGroupsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DeleteGroups => {
+            let response = delete_groups::handle(&shard, decode!(m::DeleteGroupsRequest), version).await;
             encode(api_key, version, correlation_id, &response).map(Some)
         }
         _ => Err(RequestError::UnsupportedVersion { api_key, version }),

@@ -2,6 +2,7 @@
 
 use kafka_protocol::error::ResponseError;
 
+use crate::group::WriteError;
 use crate::log::LogError;
 use crate::partition::PartitionError;
 use crate::protocol::record_batch::BatchError;
@@ -26,6 +27,16 @@ fn log_error_code(error: &LogError) -> ResponseError {
         LogError::Closing => ResponseError::NotLeaderOrFollower,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Decode(_) => ResponseError::CorruptMessage,
+    }
+}
+
+/// The code a coordinator answers when its records could not be made durable (Kafka's
+/// GroupCoordinatorService.handleOperationException and appendGroupMetadataErrorToResponseError):
+/// the client looks for the coordinator again, or gives up on an oversized request.
+pub fn write_error_code(error: &WriteError) -> ResponseError {
+    match error {
+        WriteError::NotCoordinator(_) => ResponseError::NotCoordinator,
+        WriteError::TooLarge(_) | WriteError::Refused(_) => ResponseError::UnknownServerError,
     }
 }
 

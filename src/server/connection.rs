@@ -47,7 +47,10 @@ impl Closing {
 type Pending = Task<Result<Option<Bytes>, RequestError>>;
 
 pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
+    // Kafka shows a client's host as Java prints an address: "/" then the IP.
+    let client_host: Rc<str> = peer_addr.map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     if let Err(e) = stream.set_nodelay(true) {
         debug!(peer, error = %e, "TCP_NODELAY not set");
     }
@@ -79,7 +82,7 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
             }
         };
         let api_key = ApiKey::try_from(header.request_api_key).expect("header decoding checked the key");
-        let task = spawn_local(dispatch(Rc::clone(&shard), api_key, header, frame));
+        let task = spawn_local(dispatch(Rc::clone(&shard), api_key, header, frame, Rc::clone(&client_host)));
         if queue.send_async(task).await.is_err() {
             break;
         }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use strand_shards::Reply;
 
 use crate::cluster::{ControllerRequest, MetadataImage};
+use crate::group::{GroupRequest, GroupResponse};
 use crate::log::{AppendInfo, LogRead};
 use crate::partition::{ListedOffset, PartitionError};
 
@@ -39,4 +40,6 @@ pub enum ShardRequest {
     ApplyMetadata { image: Arc<MetadataImage>, reply: Reply<()> },
     /// For shard 0: a request to the controller.
     Controller(ControllerRequest),
+    /// A request for a group whose __consumer_offsets `partition` this shard owns.
+    Group { partition: i32, request: GroupRequest, reply: Reply<GroupResponse> },
 }

@@ -1,5 +1,6 @@
-//! Bringing a shard's partitions in line with a metadata image: open what is newly placed here,
-//! close and delete what the image no longer has.
+//! Bringing a shard's partitions in line with a metadata image: open what is newly placed here
+//! (and have the group coordinator load the __consumer_offsets ones), close and delete what
+//! the image no longer has (and the committed offsets of deleted topics).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -9,12 +10,18 @@ use strand_io::fs;
 use tracing::{error, info};
 
 use super::ShardState;
-use crate::cluster::MetadataImage;
+use crate::cluster::{MetadataImage, GROUP_METADATA_TOPIC_NAME};
 use crate::partition::Partition;
 
 impl ShardState {
     pub(super) async fn apply_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) {
-        *self.image_slot().borrow_mut() = Arc::clone(&image);
+        let previous = std::mem::replace(&mut *self.image_slot().borrow_mut(), Arc::clone(&image));
+        let deleted: Vec<String> = previous
+            .topics()
+            .filter(|t| image.topic(&t.name).is_none_or(|now| now.id != t.id))
+            .map(|t| t.name.clone())
+            .collect();
+        self.groups.on_topics_deleted(&deleted);
         let stale: Vec<Rc<Partition>> = {
             let mut partitions = self.partitions.borrow_mut();
             let gone: Vec<(String, i32)> = partitions
@@ -46,7 +53,11 @@ impl ShardState {
                 let dir = self.config.log_dirs.join(format!("{}-{index}", topic.name));
                 match Partition::open(&dir, &topic.name, index, topic.id, config.clone(), &self.config, &self.log_shared).await {
                     Ok(partition) => {
-                        self.partitions.borrow_mut().insert((topic.name.clone(), index), Rc::new(partition));
+                        let partition = Rc::new(partition);
+                        self.partitions.borrow_mut().insert((topic.name.clone(), index), Rc::clone(&partition));
+                        if topic.name == GROUP_METADATA_TOPIC_NAME {
+                            self.groups.load_partition(self, partition);
+                        }
                     }
                     Err(e) => {
                         error!(topic = %topic.name, partition = index, error = %e, "opening partition failed");

@@ -15,6 +15,7 @@ use tracing::warn;
 
 use super::ShardRequest;
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
+use crate::group::GroupCoordinator;
 use crate::log::{CatchUpReads, LogShared, PartitionLog, TailCache};
 use crate::partition::{Partition, PartitionError};
 
@@ -33,11 +34,14 @@ pub struct ShardState {
     stop_event: Event,
     /// The tail cache and catch-up read scheduler this shard's logs share.
     pub log_shared: LogShared,
+    /// The coordinator of the groups whose __consumer_offsets partitions live here.
+    pub groups: Rc<GroupCoordinator>,
 }
 
 impl ShardState {
     pub fn new(id: ShardId, shard_count: usize, config: Arc<BrokerConfig>, mesh: Mesh<ShardRequest>) -> Rc<Self> {
         Rc::new(Self {
+            groups: Rc::new(GroupCoordinator::new(&config)),
             config: Arc::clone(&config),
             id,
             shard_count,
@@ -124,9 +128,12 @@ impl ShardState {
         self.stopping.get()
     }
 
+    /// Stops serving: waiters on [`ShardState::stopped`] wake, and the group coordinator
+    /// answers its parked requests NOT_COORDINATOR so connections can drain.
     pub fn begin_stop(&self) {
         self.stopping.set(true);
         self.stop_event.notify(usize::MAX);
+        self.groups.shutdown();
     }
 
     /// Resolves once the shard begins stopping.
@@ -176,6 +183,10 @@ impl ShardState {
                 self.ready.set(true);
                 self.ready_event.notify(usize::MAX);
                 reply.send(());
+            }
+            ShardRequest::Group { partition, request, reply } => {
+                let groups = Rc::clone(&self.groups);
+                reply.send(groups.handle(partition, request).await);
             }
             ShardRequest::Controller(request) => {
                 let controller = self.controller.borrow().clone();

@@ -21,14 +21,25 @@ pub struct Broker {
     pub data_dir: tempfile::TempDir,
     shards: u16,
     log_path: PathBuf,
+    config_path: Option<PathBuf>,
 }
 
 impl Broker {
     pub fn start(shards: u16) -> Self {
+        Self::start_with_config(shards, None)
+    }
+
+    /// Starts with `config` (TOML, Kafka key names) as the config file, if given.
+    pub fn start_with_config(shards: u16, config: Option<&str>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log_path = data_dir.path().join("broker.log");
-        let mut broker = Self { child: None, port, data_dir, shards, log_path };
+        let config_path = config.map(|text| {
+            let path = data_dir.path().join("strand.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let mut broker = Self { child: None, port, data_dir, shards, log_path, config_path };
         broker.spawn();
         broker
     }
@@ -40,6 +51,7 @@ impl Broker {
             .arg("--data-dir")
             .arg(self.data_dir.path().join("data"))
             .args(["--shards", &self.shards.to_string()])
+            .args(self.config_path.iter().flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
