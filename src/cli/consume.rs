@@ -35,7 +35,7 @@ pub struct ConsumeArgs {
     pub topic: String,
     /// Where to start; with --group, only for partitions without a committed offset
     /// (beginning or end).
-    #[arg(long, short = 'o', default_value = "beginning")]
+    #[arg(long, short = 'o', default_value = "beginning", allow_hyphen_values = true)]
     pub from: StartFrom,
     /// Consume as a member of this consumer group (subscribe; offsets are committed).
     #[arg(long, short = 'g')]

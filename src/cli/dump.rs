@@ -200,7 +200,7 @@ fn index_text(path: &Path, bytes: usize, entry_bytes: usize, entries: usize, val
         out.push('\n');
     }
     let _ = writeln!(out, "{entries} entries, {valid} valid (the broker keeps the valid prefix)");
-    if bytes % entry_bytes != 0 {
+    if !bytes.is_multiple_of(entry_bytes) {
         let _ = writeln!(out, "{} trailing bytes: a torn entry", bytes % entry_bytes);
     }
     out

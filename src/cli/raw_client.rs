@@ -55,7 +55,7 @@ impl RawConnection {
         let mut frame = Bytes::from(frame);
         let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))?;
         anyhow::ensure!(header.correlation_id == correlation_id, "{api_key:?}: correlation id mismatch");
-        Ok(Resp::decode(&mut frame, version)?)
+        Resp::decode(&mut frame, version)
     }
 
     /// ApiVersions v3 (v0 when the broker only answers that): (api key, min, max) per API.

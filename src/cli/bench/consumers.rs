@@ -40,21 +40,28 @@ pub enum Role {
     Drain { ends: BTreeMap<i32, i64> },
 }
 
-/// Starts one consumer thread reading `topic` from `start` offsets; it stops when `stop` is set
-/// (or, draining, when done).
+/// One consumer: its number, where it starts in each of its partitions, and its role.
+#[derive(Debug, Clone)]
+pub struct ConsumerJob {
+    pub index: usize,
+    pub start: Vec<(i32, Offset)>,
+    pub role: Role,
+}
+
+/// Starts one consumer thread reading `topic`; it stops when `stop` is set (or, draining, when
+/// done).
 pub fn spawn(
-    index: usize,
     config: &ClientConfig,
     topic: &str,
-    start: &[(i32, Offset)],
-    role: Role,
+    job: ConsumerJob,
     clock: BenchClock,
     stats: Arc<ConsumeStats>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<()>> {
+    let ConsumerJob { index, start, role } = job;
     let consumer: BaseConsumer = config.create().map_err(|e| anyhow::anyhow!("creating consumer {index}: {e}"))?;
     let mut list = TopicPartitionList::new();
-    for (partition, offset) in start {
+    for (partition, offset) in &start {
         list.add_partition_offset(topic, *partition, *offset)
             .map_err(|e| anyhow::anyhow!("assigning {topic}-{partition}: {e}"))?;
     }

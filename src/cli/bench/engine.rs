@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::Offset;
 
-use super::consumers::{self, deal, ConsumeStats, Role};
+use super::consumers::{self, deal, ConsumeStats, ConsumerJob, Role};
 use super::latency::{LatencyRecorder, SharedRecorder};
 use super::load_args::LoadArgs;
 use super::payload::BenchClock;
@@ -101,9 +101,9 @@ impl Bench {
         for (i, share) in deal(&self.partitions, spec.tail_consumers).into_iter().enumerate().take(spec.tail_consumers) {
             let recorder = LatencyRecorder::shared(measure_start);
             tail_recorders.push(Arc::clone(&recorder));
-            let start: Vec<(i32, Offset)> = share.iter().map(|p| (*p, Offset::Offset(ends[p]))).collect();
-            let role = Role::Tail { recorder };
-            tail_threads.push(self.spawn_consumer(i, &start, role, &tail_stats, &tail_stop)?);
+            let start = share.iter().map(|p| (*p, Offset::Offset(ends[p]))).collect();
+            let job = ConsumerJob { index: i, start, role: Role::Tail { recorder } };
+            tail_threads.push(self.spawn_consumer(job, &tail_stats, &tail_stop)?);
         }
         let drain_stop = Arc::new(AtomicBool::new(false));
         let drain_stats = Arc::new(ConsumeStats::default());
@@ -111,9 +111,10 @@ impl Bench {
         let drain_shares = deal(&self.partitions, spec.drain_consumers);
         let drainers = if spec.drain_consumers == 0 { 0 } else { drain_shares.len() };
         for (i, share) in drain_shares.into_iter().enumerate().take(drainers) {
-            let start: Vec<(i32, Offset)> = share.iter().map(|p| (*p, Offset::Beginning)).collect();
+            let start = share.iter().map(|p| (*p, Offset::Beginning)).collect();
             let role = Role::Drain { ends: share.iter().map(|p| (*p, ends[p])).collect() };
-            drain_threads.push(self.spawn_consumer(100 + i, &start, role, &drain_stats, &drain_stop)?);
+            let job = ConsumerJob { index: 100 + i, start, role };
+            drain_threads.push(self.spawn_consumer(job, &drain_stats, &drain_stop)?);
         }
 
         let halt = Arc::new(AtomicBool::new(false));
@@ -198,9 +199,7 @@ impl Bench {
 
     fn spawn_consumer(
         &self,
-        index: usize,
-        start: &[(i32, Offset)],
-        role: Role,
+        job: ConsumerJob,
         stats: &Arc<ConsumeStats>,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -211,7 +210,7 @@ impl Bench {
             ("auto.offset.reset", "earliest".to_owned()),
             ("fetch.wait.max.ms", "100".to_owned()),
         ])?;
-        consumers::spawn(index, &config, &self.load.topic, start, role, self.clock, Arc::clone(stats), Arc::clone(stop))
+        consumers::spawn(&config, &self.load.topic, job, self.clock, Arc::clone(stats), Arc::clone(stop))
     }
 
     fn produce_figures(&self, stats: &ProduceStats, recorders: &[SharedRecorder], measure_start: Instant) -> ProduceFigures {
@@ -235,7 +234,8 @@ impl Bench {
         let received = stats.received.load(Ordering::Relaxed);
         let measured = if measure_start.is_some() { stats.measured.load(Ordering::Relaxed) } else { received };
         let bytes = stats.bytes.load(Ordering::Relaxed);
-        let bytes = if received == 0 { 0 } else { bytes / received * measured };
+        // Measured records are this run's; their bytes are the average record's share.
+        let bytes = bytes.checked_div(received).map_or(0, |per_record| per_record * measured);
         ConsumeFigures {
             received,
             measured,

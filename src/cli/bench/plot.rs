@@ -63,6 +63,9 @@ fn ms_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     (lo.max(0.001) / 1.5)..(hi * 1.5)
 }
 
+/// A line of the over-time chart: label, the percentile it shows, stroke width, opacity.
+type Line = (&'static str, fn(&Percentiles) -> u64, u32, f64);
+
 /// Tick text for a latency axis: as many decimals as the magnitude needs.
 fn ms_label(v: f64) -> String {
     match v {
@@ -110,7 +113,7 @@ fn over_time(area: &DrawingArea<BitMapBackend<'_>, Shift>, series: &[Series<'_>]
                 .map(|(i, h)| (i as f64 + 0.5, us_to_ms(pick(&Percentiles::of(h)))))
                 .collect()
         };
-        let lines: [(&str, fn(&Percentiles) -> u64, u32, f64); 3] =
+        let lines: [Line; 3] =
             [("p50", |p| p.p50, 1, 0.5), ("p99", |p| p.p99, 3, 1.0), ("max", |p| p.max, 1, 0.35)];
         for (label, pick, width, alpha) in lines {
             let style = s.color.mix(alpha).stroke_width(width);

@@ -121,7 +121,7 @@ fn produce(
         let now = Instant::now();
         let intended = match interval {
             Some(seconds) => plan.send_start + Duration::from_secs_f64(seconds * sequence as f64),
-            None => now,
+            None => now.max(plan.send_start),
         };
         if intended >= plan.send_end && plan.messages.is_none() {
             break;
