@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use kafka_protocol::messages::ApiKey;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::TopicPartitionList;
 
+use super::broker_apis::BrokerApis;
 use super::brokers::BrokerArgs;
 use super::kafka_error::explain;
 use super::offset_spec::StartFrom;
@@ -156,6 +158,8 @@ fn subscribe(args: &ConsumeArgs, group: &str) -> anyhow::Result<BaseConsumer> {
         anyhow::bail!("-p selects partitions without a group; with --group the coordinator assigns them");
     }
     let b = &args.brokers;
+    let needed = [ApiKey::FindCoordinator, ApiKey::JoinGroup, ApiKey::SyncGroup, ApiKey::Heartbeat, ApiKey::OffsetFetch, ApiKey::OffsetCommit];
+    BrokerApis::fetch(b)?.require(&format!("consume {} --group {group}", args.topic), &needed)?;
     let config = b.client_config_with(&[
         ("group.id", group.to_owned()),
         ("enable.auto.commit", "true".to_owned()),

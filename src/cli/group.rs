@@ -7,10 +7,12 @@ use std::io::Write as _;
 
 use clap::{ArgGroup, Args, Subcommand};
 use futures_lite::future::block_on;
+use kafka_protocol::messages::ApiKey;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::broker_apis::BrokerApis;
 use super::brokers::BrokerArgs;
 use super::group_assignment;
 use super::group_offsets::{offsets, reset_targets, TopicPartitionKey};
@@ -92,6 +94,7 @@ fn datetime_ms(text: &str) -> anyhow::Result<i64> {
 }
 
 fn list(b: &BrokerArgs) -> anyhow::Result<()> {
+    BrokerApis::fetch(b)?.require("group list", &[ApiKey::ListGroups, ApiKey::DescribeGroups])?;
     let consumer = b.consumer(None)?;
     let groups = consumer.fetch_group_list(None, b.timeout).map_err(|e| explain("group list (ListGroups)", &e))?;
     let mut table = Table::new(&["GROUP", "STATE", "MEMBERS", "PROTOCOL_TYPE"]);
@@ -139,8 +142,15 @@ fn all_partitions(consumer: &BaseConsumer, b: &BrokerArgs) -> anyhow::Result<Vec
 }
 
 fn describe(b: &BrokerArgs, group: &str) -> anyhow::Result<()> {
+    let apis = BrokerApis::fetch(b)?;
+    apis.require(&format!("group describe {group}"), &[ApiKey::FindCoordinator, ApiKey::OffsetFetch])?;
     let consumer = b.consumer(Some(group))?;
-    let (state, protocol, members) = describe_group(&consumer, b, group)?;
+    // Without DescribeGroups the offsets can still be shown, without members.
+    let (state, protocol, members) = if apis.has(ApiKey::DescribeGroups) {
+        describe_group(&consumer, b, group)?
+    } else {
+        ("unknown (the broker does not serve DescribeGroups)".to_owned(), "-".to_owned(), Vec::new())
+    };
     let owner: BTreeMap<TopicPartitionKey, usize> =
         members.iter().enumerate().flat_map(|(i, m)| m.3.iter().map(move |tp| (tp.clone(), i))).collect();
     let offsets = offsets(&consumer, &all_partitions(&consumer, b)?, b.timeout)?;
@@ -172,6 +182,9 @@ fn describe(b: &BrokerArgs, group: &str) -> anyhow::Result<()> {
 }
 
 fn reset_offsets(b: &BrokerArgs, group: &str, topic: &str, to: ResetTo, execute: bool) -> anyhow::Result<()> {
+    let apis = BrokerApis::fetch(b)?;
+    let needed = [ApiKey::FindCoordinator, ApiKey::OffsetFetch, ApiKey::OffsetCommit];
+    apis.require(&format!("group reset-offsets {group}"), &needed)?;
     let consumer = b.consumer(Some(group))?;
     let partitions: Vec<i32> = topic_partitions(&consumer, b, topic)?.iter().map(|p| p.id).collect();
     let keys: Vec<TopicPartitionKey> = partitions.iter().map(|&p| (topic.to_owned(), p)).collect();
@@ -190,7 +203,9 @@ fn reset_offsets(b: &BrokerArgs, group: &str, topic: &str, to: ResetTo, execute:
         writeln!(out, "\ndry run: nothing committed; add --execute to commit these offsets")?;
         return Ok(());
     }
-    let (state, _, members) = describe_group(&consumer, b, group)?;
+    // Kafka refuses commits from outside an active group anyway; checking first gives the reason.
+    let (state, _, members) =
+        if apis.has(ApiKey::DescribeGroups) { describe_group(&consumer, b, group)? } else { Default::default() };
     if !members.is_empty() {
         anyhow::bail!("group {group} is {state} with {} members; hint: stop its consumers first (Kafka only resets offsets of an empty group)", members.len());
     }
@@ -202,6 +217,7 @@ fn reset_offsets(b: &BrokerArgs, group: &str, topic: &str, to: ResetTo, execute:
 }
 
 fn delete(b: &BrokerArgs, group: &str) -> anyhow::Result<()> {
+    BrokerApis::fetch(b)?.require(&format!("group delete {group}"), &[ApiKey::FindCoordinator, ApiKey::DeleteGroups])?;
     let admin = b.admin()?;
     let context = format!("group delete {group} (DeleteGroups)");
     let results = block_on(admin.delete_groups(&[group], &b.admin_options())).map_err(|e| explain(&context, &e))?;
@@ -211,3 +227,7 @@ fn delete(b: &BrokerArgs, group: &str) -> anyhow::Result<()> {
     writeln!(std::io::stdout(), "deleted group {group}")?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "group_tests.rs"]
+mod tests;

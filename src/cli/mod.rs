@@ -4,6 +4,7 @@
 
 mod app;
 mod bench;
+mod broker_apis;
 mod brokers;
 mod cluster;
 mod config_cmd;
