@@ -75,7 +75,7 @@ pub fn spec(name: &str, load: &LoadArgs, tail_consumers: usize) -> PhaseSpec {
         messages: load.messages,
         tail_consumers,
         drain_consumers: 0,
-        until_drained: false,
+        drain_repeat: false,
     }
 }
 
@@ -98,7 +98,7 @@ fn consume(brokers: &BrokerArgs, load: &LoadArgs) -> anyhow::Result<()> {
         preload.messages = Some(wanted);
         results.push(bench.run_phase(&preload)?);
     }
-    let drain = PhaseSpec { producers: 0, drain_consumers: load.consumers, ..spec("consume", load, 0) };
+    let drain = PhaseSpec { producers: 0, drain_consumers: load.consumers, warmup: Duration::ZERO, ..spec("consume", load, 0) };
     results.push(bench.run_phase(&drain)?);
     finish(&bench, "consume", &results)
 }

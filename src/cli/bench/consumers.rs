@@ -26,7 +26,7 @@ pub struct ConsumeStats {
     /// Bench-clock ns of the first and the newest receipt (0 = none yet).
     pub first_receive_ns: AtomicU64,
     pub last_receive_ns: AtomicU64,
-    /// Draining consumers that reached their ends.
+    /// Times a draining consumer reached its ends (a pass over its backlog).
     pub drained: AtomicU64,
     pub errors: AtomicU64,
 }
@@ -36,15 +36,18 @@ pub struct ConsumeStats {
 pub enum Role {
     /// Measure end-to-end latency of this run's records.
     Tail { recorder: SharedRecorder },
-    /// Read until every partition reaches its end offset (exclusive).
-    Drain { ends: BTreeMap<i32, i64> },
+    /// Read until every partition reaches its end offset (exclusive); with `repeat`, start
+    /// over from the log start each time, until stopped.
+    Drain { ends: BTreeMap<i32, i64>, repeat: bool },
 }
 
-/// One consumer: its number, where it starts in each of its partitions, and its role.
+/// One consumer: its number, where it starts in each of its partitions, when, and its role.
 #[derive(Debug, Clone)]
 pub struct ConsumerJob {
     pub index: usize,
     pub start: Vec<(i32, Offset)>,
+    /// Assign (and so start fetching) only at this time.
+    pub not_before: Option<Instant>,
     pub role: Role,
 }
 
@@ -58,21 +61,32 @@ pub fn spawn(
     stats: Arc<ConsumeStats>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let ConsumerJob { index, start, role } = job;
+    let ConsumerJob { index, start, not_before, role } = job;
     let consumer: BaseConsumer = config.create().map_err(|e| anyhow::anyhow!("creating consumer {index}: {e}"))?;
+    let list = assignment(topic, &start)?;
+    let thread = std::thread::Builder::new().name(format!("bench-consumer-{index}")).spawn(move || {
+        if let Some(at) = not_before {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        }
+        if consumer.assign(&list).is_err() {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match role {
+            Role::Tail { recorder } => tail(&consumer, &recorder, clock, &stats, &stop),
+            Role::Drain { ends, repeat } => drain(&consumer, &list, ends, repeat, clock, &stats, &stop),
+        }
+    })?;
+    Ok(thread)
+}
+
+fn assignment(topic: &str, start: &[(i32, Offset)]) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
-    for (partition, offset) in &start {
+    for (partition, offset) in start {
         list.add_partition_offset(topic, *partition, *offset)
             .map_err(|e| anyhow::anyhow!("assigning {topic}-{partition}: {e}"))?;
     }
-    consumer.assign(&list).map_err(|e| anyhow::anyhow!("assigning partitions to consumer {index}: {e}"))?;
-    let thread = std::thread::Builder::new()
-        .name(format!("bench-consumer-{index}"))
-        .spawn(move || match role {
-            Role::Tail { recorder } => tail(&consumer, &recorder, clock, &stats, &stop),
-            Role::Drain { ends } => drain(&consumer, ends, clock, &stats, &stop),
-        })?;
-    Ok(thread)
+    Ok(list)
 }
 
 fn note_receipt(stats: &ConsumeStats, clock: BenchClock, now: Instant, bytes: usize) {
@@ -104,11 +118,26 @@ fn tail(consumer: &BaseConsumer, recorder: &SharedRecorder, clock: BenchClock, s
     }
 }
 
-fn drain(consumer: &BaseConsumer, mut ends: BTreeMap<i32, i64>, clock: BenchClock, stats: &ConsumeStats, stop: &AtomicBool) {
+fn drain(
+    consumer: &BaseConsumer,
+    start: &TopicPartitionList,
+    mut ends: BTreeMap<i32, i64>,
+    repeat: bool,
+    clock: BenchClock,
+    stats: &ConsumeStats,
+    stop: &AtomicBool,
+) {
     ends.retain(|_, end| *end > 0);
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
     let done = |positions: &BTreeMap<i32, i64>| ends.iter().all(|(p, end)| positions.get(p).is_some_and(|pos| pos >= end));
-    while !stop.load(Ordering::Relaxed) && !done(&positions) {
+    while !stop.load(Ordering::Relaxed) {
+        if done(&positions) {
+            stats.drained.fetch_add(1, Ordering::Relaxed);
+            if !repeat || ends.is_empty() || consumer.assign(start).is_err() {
+                return;
+            }
+            positions.clear();
+        }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 note_receipt(stats, clock, Instant::now(), message.payload_len());
@@ -119,9 +148,6 @@ fn drain(consumer: &BaseConsumer, mut ends: BTreeMap<i32, i64>, clock: BenchCloc
             }
             None => {}
         }
-    }
-    if done(&positions) {
-        stats.drained.fetch_add(1, Ordering::Relaxed);
     }
 }
 

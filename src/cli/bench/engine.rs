@@ -46,10 +46,12 @@ pub struct PhaseSpec {
     /// Measured messages instead of a duration.
     pub messages: Option<u64>,
     pub tail_consumers: usize,
-    /// Consumers reading from the log start to the log end as the phase begins.
+    /// Consumers reading from the log start to the log end of the phase's start, beginning
+    /// when the measurement does.
     pub drain_consumers: usize,
-    /// Producers keep going until the drain is complete (`duration` is then the longest wait).
-    pub until_drained: bool,
+    /// Draining consumers start over at the log start until the phase ends (sustained
+    /// catch-up reads) instead of stopping at the end.
+    pub drain_repeat: bool,
 }
 
 /// The producers' figures.
@@ -75,6 +77,8 @@ pub struct ConsumeFigures {
     pub errors: u64,
     /// Draining: did every consumer reach its end offsets?
     pub complete: bool,
+    /// Draining: passes over the backlog, summed over consumers.
+    pub passes: u64,
 }
 
 /// Everything a phase measured.
@@ -102,7 +106,7 @@ impl Bench {
             let recorder = LatencyRecorder::shared(measure_start);
             tail_recorders.push(Arc::clone(&recorder));
             let start = share.iter().map(|p| (*p, Offset::Offset(ends[p]))).collect();
-            let job = ConsumerJob { index: i, start, role: Role::Tail { recorder } };
+            let job = ConsumerJob { index: i, start, not_before: None, role: Role::Tail { recorder } };
             tail_threads.push(self.spawn_consumer(job, &tail_stats, &tail_stop)?);
         }
         let drain_stop = Arc::new(AtomicBool::new(false));
@@ -112,8 +116,8 @@ impl Bench {
         let drainers = if spec.drain_consumers == 0 { 0 } else { drain_shares.len() };
         for (i, share) in drain_shares.into_iter().enumerate().take(drainers) {
             let start = share.iter().map(|p| (*p, Offset::Beginning)).collect();
-            let role = Role::Drain { ends: share.iter().map(|p| (*p, ends[p])).collect() };
-            let job = ConsumerJob { index: 100 + i, start, role };
+            let role = Role::Drain { ends: share.iter().map(|p| (*p, ends[p])).collect(), repeat: spec.drain_repeat };
+            let job = ConsumerJob { index: 100 + i, start, not_before: Some(measure_start), role };
             drain_threads.push(self.spawn_consumer(job, &drain_stats, &drain_stop)?);
         }
 
@@ -132,7 +136,7 @@ impl Bench {
                 rate: spec.rate.map(|r| r / spec.producers as f64),
                 send_start,
                 measure_start,
-                send_end: if spec.until_drained || spec.messages.is_some() { send_end + Duration::from_secs(86_400) } else { send_end },
+                send_end: if spec.messages.is_some() { send_end + Duration::from_secs(86_400) } else { send_end },
                 messages: spec.messages.map(|n| share_of(n, spec.producers, i)),
             };
             let stats = Arc::clone(&produce_stats);
@@ -141,22 +145,21 @@ impl Bench {
 
         // Watch until the producers are done (or, without producers, the drain is).
         let mut progress = Progress::start(&spec.name, spec.messages.is_none().then_some(spec.warmup + spec.duration));
-        let hard_end = send_end + if spec.until_drained { spec.duration * 4 } else { Duration::ZERO };
         loop {
             std::thread::sleep(Duration::from_millis(200));
             let counts = [&produce_stats.sent, &produce_stats.acked, &tail_stats.received]
                 .map(|c| c.load(Ordering::Relaxed));
             let drained = drain_stats.drained.load(Ordering::Relaxed) as usize;
             let note = if drainers > 0 {
-                format!("  drain {} MB ({drained}/{drainers} done)", drain_stats.bytes.load(Ordering::Relaxed) >> 20)
+                format!("  catch-up {} MiB ({drained} passes)", drain_stats.bytes.load(Ordering::Relaxed) >> 20)
             } else {
                 String::new()
             };
             let p99 = LatencyRecorder::recent_p99_us(if tail_recorders.is_empty() { &produce_recorders } else { &tail_recorders }, Instant::now());
             progress.update(counts, p99, &note);
             let now = Instant::now();
-            let drain_done = drainers > 0 && drained >= drainers;
-            if self.interrupted.load(Ordering::Relaxed) || (spec.until_drained && (drain_done || now >= hard_end)) {
+            let drain_done = drainers > 0 && drained >= drainers && !spec.drain_repeat;
+            if self.interrupted.load(Ordering::Relaxed) {
                 halt.store(true, Ordering::Relaxed);
             }
             let producers_done = producer_threads.iter().all(std::thread::JoinHandle::is_finished);
@@ -243,6 +246,7 @@ impl Bench {
             seconds: last.saturating_duration_since(first).as_secs_f64(),
             errors: stats.errors.load(Ordering::Relaxed),
             complete,
+            passes: stats.drained.load(Ordering::Relaxed),
         }
     }
 }

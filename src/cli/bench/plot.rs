@@ -87,7 +87,7 @@ fn over_time(area: &DrawingArea<BitMapBackend<'_>, Shift>, series: &[Series<'_>]
         [us_to_ms(p.p50), us_to_ms(p.max)]
     });
     let mut chart = ChartBuilder::on(area)
-        .caption("latency over time (p50, p99, max per second of send time)", ("sans-serif", 20))
+        .caption("latency over time (per second of send time)", ("sans-serif", 20))
         .margin(15)
         .margin_right(45)
         .x_label_area_size(45)
@@ -115,7 +115,9 @@ fn over_time(area: &DrawingArea<BitMapBackend<'_>, Shift>, series: &[Series<'_>]
         };
         let lines: [Line; 3] =
             [("p50", |p| p.p50, 1, 0.5), ("p99", |p| p.p99, 3, 1.0), ("max", |p| p.max, 1, 0.35)];
-        for (label, pick, width, alpha) in lines {
+        // With more than two series, p50 and max lines would bury the p99s: draw p99 only.
+        let crowded = series.len() > 2;
+        for (label, pick, width, alpha) in lines.into_iter().filter(|l| !crowded || l.0 == "p99") {
             let style = s.color.mix(alpha).stroke_width(width);
             chart
                 .draw_series(LineSeries::new(points(pick), style))

@@ -118,6 +118,7 @@ fn consume_json(c: &ConsumeFigures) -> Value {
         "mb_per_second": mb(c.bytes) / c.seconds.max(f64::MIN_POSITIVE),
         "errors": c.errors,
         "complete": c.complete,
+        "passes": c.passes,
     })
 }
 
