@@ -106,7 +106,7 @@ fn consume(brokers: &BrokerArgs, load: &LoadArgs) -> anyhow::Result<()> {
 /// Prints every phase's table, then writes --json and --plot.
 pub fn finish(bench: &Bench, mode: &str, results: &[PhaseResult]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "strand bench {mode}: {}\nbrokers {}\n", bench.load.describe(), bench.brokers.brokers)?;
+    writeln!(out, "strand bench {mode}: {}\nbrokers {}\n", bench.load.describe(bench.partitions.len()), bench.brokers.brokers)?;
     for result in results {
         writeln!(out, "== {}\n{}", result.name, phase_table(result))?;
     }
@@ -124,7 +124,7 @@ pub fn write_outputs(bench: &Bench, mode: &str, body: Value, results: &[PhaseRes
             "mode": mode,
             "brokers": bench.brokers.brokers,
             "settings": {
-                "description": load.describe(),
+                "description": load.describe(bench.partitions.len()),
                 "topic": load.topic, "partitions": bench.partitions.len(), "message_size": load.message_size,
                 "producers": load.producers, "consumers": load.consumers, "acks": load.acks.config_value(),
                 "compression": load.compression.config_value(), "batch_size": load.batch_size,

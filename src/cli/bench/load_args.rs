@@ -87,15 +87,15 @@ impl LoadArgs {
         ]
     }
 
-    /// A one-line description for reports.
-    pub fn describe(&self) -> String {
+    /// A one-line description for reports, with the topic's actual partition count.
+    pub fn describe(&self, partitions: usize) -> String {
         let rate = self.rate.map_or("max rate".to_owned(), |r| format!("{r} msg/s target (open loop)"));
         let length = self.messages.map_or(format!("{:?}", self.duration), |n| format!("{n} messages"));
         format!(
             "topic {} ({} partitions), {} B messages, {} producer(s), {} consumer(s), acks={}, compression={}, \
              batch.size={}, linger.ms={}, keys={}, {rate}, {length} after {:?} warmup",
             self.topic,
-            self.partitions,
+            partitions,
             self.message_size,
             self.producers,
             self.consumers,

@@ -89,7 +89,7 @@ fn catch_up(brokers: &BrokerArgs, args: &CatchUpArgs) -> anyhow::Result<()> {
     results.push(bench.run_phase(&during)?);
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "strand bench scenario catch-up: {}\nbacklog {} MiB ({wanted} messages)\n", load.describe(), args.backlog_mb)?;
+    writeln!(out, "strand bench scenario catch-up: {}\nbacklog {} MiB ({wanted} messages)\n", load.describe(bench.partitions.len()), args.backlog_mb)?;
     for result in &results {
         writeln!(out, "== {}\n{}", result.name, phase_table(result))?;
     }
@@ -146,7 +146,7 @@ fn fixed_rate(brokers: &BrokerArgs, args: &FixedRateArgs) -> anyhow::Result<()> 
         results.push(bench.run_phase(&step)?);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "strand bench scenario fixed-rate: {}\n", load.describe())?;
+    writeln!(out, "strand bench scenario fixed-rate: {}\n", load.describe(bench.partitions.len()))?;
     for result in &results {
         writeln!(out, "== {}\n{}", result.name, phase_table(result))?;
     }
