@@ -86,6 +86,10 @@ pub fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
                 if !out.write(&buffer)? {
                     return Ok(()); // the reader went away (| head)
                 }
+                if args.group.is_some() {
+                    // Only what was printed is committed (auto commit of stored offsets).
+                    consumer.store_offset_from_message(&message).map_err(|e| explain("storing the offset", &e))?;
+                }
                 consumed += 1;
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
@@ -163,6 +167,7 @@ fn subscribe(args: &ConsumeArgs, group: &str) -> anyhow::Result<BaseConsumer> {
     let config = b.client_config_with(&[
         ("group.id", group.to_owned()),
         ("enable.auto.commit", "true".to_owned()),
+        ("enable.auto.offset.store", "false".to_owned()),
         ("enable.partition.eof", args.exit_at_end.to_string()),
         ("auto.offset.reset", reset.to_owned()),
     ])?;

@@ -52,3 +52,31 @@ fn offsets_are_described_and_reset_against_a_kafka_protocol_mock() {
     let err = delete(&b, "billing").unwrap_err().to_string();
     assert!(err.contains("UNSUPPORTED_VERSION (the broker does not serve DeleteGroups)"), "{err}");
 }
+
+#[test]
+fn a_group_consumer_commits_what_it_printed_against_a_kafka_protocol_mock() {
+    use crate::cli::consume::{self, ConsumeArgs};
+    use crate::cli::offset_spec::StartFrom;
+
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("events", 1, 1).unwrap();
+    let b = args(&mock.bootstrap_servers());
+    let producer: BaseProducer = b.client_config().unwrap().create().unwrap();
+    for _ in 0..20 {
+        producer.send(BaseRecord::<str, str>::to("events").payload("e").partition(0)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let consume = ConsumeArgs {
+        brokers: b.clone(),
+        topic: "events".to_owned(),
+        from: StartFrom::Beginning,
+        group: Some("readers".to_owned()),
+        partition: vec![],
+        count: Some(10),
+        exit_at_end: false,
+        format: Some("%o\\n".parse().unwrap()),
+        json: false,
+    };
+    consume::run(&consume).unwrap();
+    assert_eq!(committed_offsets(&b, "readers", &[("events".to_owned(), 0)]), vec![Some(10)]);
+}
