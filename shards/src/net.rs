@@ -27,6 +27,38 @@ pub fn probe_listen_address(addr: SocketAddr) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP socket address"))
 }
 
+/// Holds a broker's listener address from the busy-port check until its shards listen.
+///
+/// The check ([`probe_listen_address`]) binds without SO_REUSEPORT, so it fails where anything
+/// listens; but once it is released, a second broker starting at the same moment could pass
+/// its own check before the first broker's shards bind, and both would then share the port
+/// through SO_REUSEPORT. The claim closes that gap: a socket bound with SO_REUSEPORT but not
+/// SO_REUSEADDR, and not listening (so no connection lands on it), which the shards' sockets
+/// may join (same user, both SO_REUSEPORT) but every other check's bind conflicts with. Drop
+/// it once the shards listen.
+pub struct PortClaim {
+    _socket: Socket,
+}
+
+/// Checks `addr` is free (retrying for `wait` while a just-killed broker's sockets are torn
+/// down) and claims it. Returns the address with port 0 resolved.
+pub fn claim_listen_address(addr: SocketAddr, wait: std::time::Duration) -> std::io::Result<(SocketAddr, PortClaim)> {
+    let deadline = std::time::Instant::now() + wait;
+    let resolved = loop {
+        match probe_listen_address(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => break result?,
+        }
+    };
+    let domain = if resolved.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&resolved.into())?;
+    Ok((resolved, PortClaim { _socket: socket }))
+}
+
 /// Binds a listener for this shard with SO_REUSEPORT and SO_REUSEADDR.
 ///
 /// glommio's own `TcpListener::bind` sets only SO_REUSEPORT. Connections the broker closes

@@ -25,6 +25,7 @@ mod time_index;
 mod tests;
 
 pub use error::LogError;
+pub use index_bytes::IndexBytes;
 pub use offset_index::OffsetIndex;
 pub use catch_up_reads::CatchUpReads;
 pub use compaction::CompactionStats;

@@ -55,7 +55,7 @@ impl TimeIndex {
         self.len() == 0
     }
 
-    fn entry(&self, i: usize) -> (i64, u32) {
+    pub fn entry(&self, i: usize) -> (i64, u32) {
         decode(&self.bytes.as_slice()[i * ENTRY_BYTES..(i + 1) * ENTRY_BYTES])
     }
 

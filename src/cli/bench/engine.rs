@@ -1,0 +1,270 @@
+//! One bench phase: consumers assigned first (tailing at the log end, or draining a backlog),
+//! then producers on their schedule, live progress while it runs, and the figures after
+//! every measured record was acknowledged and received (or a drain deadline passed).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::Offset;
+
+use super::consumers::{self, deal, ConsumeStats, ConsumerJob, Role};
+use super::latency::{LatencyRecorder, SharedRecorder};
+use super::load_args::LoadArgs;
+use super::payload::BenchClock;
+use super::producers::{self, ProduceStats, ProducerPlan};
+use super::progress::Progress;
+use super::topic_setup::high_watermarks;
+use crate::cli::brokers::BrokerArgs;
+
+/// How long consumers may trail the last acknowledgement before missing records count as lost.
+const RECEIVE_DEADLINE: Duration = Duration::from_secs(15);
+/// Time between creating the clients and the first intended send.
+const START_DELAY: Duration = Duration::from_millis(200);
+
+/// What stays the same across the phases of a run.
+pub struct Bench {
+    pub brokers: BrokerArgs,
+    pub load: LoadArgs,
+    pub clock: BenchClock,
+    pub partitions: Vec<i32>,
+    pub meta: BaseConsumer,
+    /// Set on Ctrl-C: every phase stops early and reports what it measured.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// What one phase runs.
+#[derive(Debug, Clone)]
+pub struct PhaseSpec {
+    pub name: String,
+    pub producers: usize,
+    /// Total messages per second over all producers; None = max rate.
+    pub rate: Option<f64>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Measured messages instead of a duration.
+    pub messages: Option<u64>,
+    pub tail_consumers: usize,
+    /// Consumers reading from the log start to the log end of the phase's start, beginning
+    /// when the measurement does.
+    pub drain_consumers: usize,
+    /// Draining consumers start over at the log start until the phase ends (sustained
+    /// catch-up reads) instead of stopping at the end.
+    pub drain_repeat: bool,
+}
+
+/// The producers' figures.
+#[derive(Debug, Clone)]
+pub struct ProduceFigures {
+    pub latency: LatencyRecorder,
+    pub sent: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub first_error: Option<String>,
+    pub measured: u64,
+    pub measured_bytes: u64,
+    pub seconds: f64,
+}
+
+/// Tailing or draining consumers' figures.
+#[derive(Debug, Clone)]
+pub struct ConsumeFigures {
+    pub received: u64,
+    pub measured: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub errors: u64,
+    /// Draining: did every consumer reach its end offsets?
+    pub complete: bool,
+    /// Draining: passes over the backlog, summed over consumers.
+    pub passes: u64,
+}
+
+/// Everything a phase measured.
+#[derive(Debug, Clone)]
+pub struct PhaseResult {
+    pub name: String,
+    pub produce: Option<ProduceFigures>,
+    pub e2e: Option<(LatencyRecorder, ConsumeFigures)>,
+    pub drain: Option<ConsumeFigures>,
+}
+
+impl Bench {
+    pub fn run_phase(&self, spec: &PhaseSpec) -> anyhow::Result<PhaseResult> {
+        let topic = &self.load.topic;
+        let ends = high_watermarks(&self.brokers, &self.meta, topic, &self.partitions)?;
+        let send_start = Instant::now() + START_DELAY;
+        let measure_start = send_start + spec.warmup;
+        let send_end = measure_start + spec.duration;
+
+        let tail_stop = Arc::new(AtomicBool::new(false));
+        let tail_stats = Arc::new(ConsumeStats::default());
+        let mut tail_recorders = Vec::new();
+        let mut tail_threads = Vec::new();
+        for (i, share) in deal(&self.partitions, spec.tail_consumers).into_iter().enumerate().take(spec.tail_consumers) {
+            let recorder = LatencyRecorder::shared(measure_start);
+            tail_recorders.push(Arc::clone(&recorder));
+            let start = share.iter().map(|p| (*p, Offset::Offset(ends[p]))).collect();
+            let job = ConsumerJob { index: i, start, not_before: None, role: Role::Tail { recorder } };
+            tail_threads.push(self.spawn_consumer(job, &tail_stats, &tail_stop)?);
+        }
+        let drain_stop = Arc::new(AtomicBool::new(false));
+        let drain_stats = Arc::new(ConsumeStats::default());
+        let mut drain_threads = Vec::new();
+        let drain_shares = deal(&self.partitions, spec.drain_consumers);
+        let drainers = if spec.drain_consumers == 0 { 0 } else { drain_shares.len() };
+        for (i, share) in drain_shares.into_iter().enumerate().take(drainers) {
+            let start = share.iter().map(|p| (*p, Offset::Beginning)).collect();
+            let role = Role::Drain { ends: share.iter().map(|p| (*p, ends[p])).collect(), repeat: spec.drain_repeat };
+            let job = ConsumerJob { index: 100 + i, start, not_before: Some(measure_start), role };
+            drain_threads.push(self.spawn_consumer(job, &drain_stats, &drain_stop)?);
+        }
+
+        let halt = Arc::new(AtomicBool::new(false));
+        let produce_stats = Arc::new(ProduceStats::default());
+        let mut produce_recorders: Vec<SharedRecorder> = Vec::new();
+        let mut producer_threads = Vec::new();
+        let config = self.brokers.client_config_with(&self.load.producer_config())?;
+        for i in 0..spec.producers {
+            let recorder = LatencyRecorder::shared(measure_start);
+            produce_recorders.push(Arc::clone(&recorder));
+            let plan = ProducerPlan {
+                topic: topic.clone(),
+                message_size: self.load.message_size,
+                keys: self.load.keys,
+                rate: spec.rate.map(|r| r / spec.producers as f64),
+                send_start,
+                measure_start,
+                send_end: if spec.messages.is_some() { send_end + Duration::from_secs(86_400) } else { send_end },
+                messages: spec.messages.map(|n| share_of(n, spec.producers, i)),
+            };
+            let stats = Arc::clone(&produce_stats);
+            producer_threads.push(producers::spawn(i, &config, plan, self.clock, recorder, stats, Arc::clone(&halt))?);
+        }
+
+        // Watch until the producers are done (or, without producers, the drain is).
+        let mut progress = Progress::start(&spec.name, spec.messages.is_none().then_some(spec.warmup + spec.duration));
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let counts = [&produce_stats.sent, &produce_stats.acked, &tail_stats.received]
+                .map(|c| c.load(Ordering::Relaxed));
+            let drained = drain_stats.drained.load(Ordering::Relaxed) as usize;
+            let note = if drainers > 0 {
+                format!("  catch-up {} MiB ({drained} passes)", drain_stats.bytes.load(Ordering::Relaxed) >> 20)
+            } else {
+                String::new()
+            };
+            let p99 = LatencyRecorder::recent_p99_us(if tail_recorders.is_empty() { &produce_recorders } else { &tail_recorders }, Instant::now());
+            progress.update(counts, p99, &note);
+            let now = Instant::now();
+            let drain_done = drainers > 0 && drained >= drainers && !spec.drain_repeat;
+            if self.interrupted.load(Ordering::Relaxed) {
+                halt.store(true, Ordering::Relaxed);
+            }
+            let producers_done = producer_threads.iter().all(std::thread::JoinHandle::is_finished);
+            let stop_without_producers = spec.producers == 0 && (drain_done || now >= send_end || self.interrupted.load(Ordering::Relaxed));
+            if (spec.producers > 0 && producers_done) || stop_without_producers {
+                break;
+            }
+        }
+        progress.finish();
+        for thread in producer_threads {
+            thread.join().map_err(|_| anyhow::anyhow!("a producer thread panicked"))??;
+        }
+
+        // Consumers catch up with what was acknowledged, up to a deadline.
+        let deadline = Instant::now() + RECEIVE_DEADLINE;
+        let measured_acked = produce_stats.measured_acked.load(Ordering::Relaxed);
+        while spec.tail_consumers > 0
+            && tail_stats.measured.load(Ordering::Relaxed) < measured_acked
+            && Instant::now() < deadline
+            && !self.interrupted.load(Ordering::Relaxed)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tail_stop.store(true, Ordering::Relaxed);
+        drain_stop.store(true, Ordering::Relaxed);
+        for thread in tail_threads.into_iter().chain(drain_threads) {
+            thread.join().map_err(|_| anyhow::anyhow!("a consumer thread panicked"))?;
+        }
+
+        let produce = (spec.producers > 0).then(|| self.produce_figures(&produce_stats, &produce_recorders, measure_start));
+        let e2e = (spec.tail_consumers > 0).then(|| {
+            let latency = LatencyRecorder::merged(&tail_recorders, measure_start);
+            (latency, self.consume_figures(&tail_stats, Some(measure_start), true))
+        });
+        let drain = (drainers > 0).then(|| {
+            self.consume_figures(&drain_stats, None, drain_stats.drained.load(Ordering::Relaxed) as usize >= drainers)
+        });
+        Ok(PhaseResult { name: spec.name.clone(), produce, e2e, drain })
+    }
+
+    fn spawn_consumer(
+        &self,
+        job: ConsumerJob,
+        stats: &Arc<ConsumeStats>,
+        stop: &Arc<AtomicBool>,
+    ) -> anyhow::Result<std::thread::JoinHandle<()>> {
+        let config = self.brokers.client_config_with(&[
+            ("group.id", crate::cli::consume::ASSIGN_GROUP_ID.to_owned()),
+            ("enable.auto.commit", "false".to_owned()),
+            ("enable.partition.eof", "false".to_owned()),
+            ("auto.offset.reset", "earliest".to_owned()),
+            ("fetch.wait.max.ms", "100".to_owned()),
+        ])?;
+        consumers::spawn(&config, &self.load.topic, job, self.clock, Arc::clone(stats), Arc::clone(stop))
+    }
+
+    fn produce_figures(&self, stats: &ProduceStats, recorders: &[SharedRecorder], measure_start: Instant) -> ProduceFigures {
+        let last = self.clock.instant(stats.last_ack_ns.load(Ordering::Relaxed));
+        ProduceFigures {
+            latency: LatencyRecorder::merged(recorders, measure_start),
+            sent: stats.sent.load(Ordering::Relaxed),
+            acked: stats.acked.load(Ordering::Relaxed),
+            failed: stats.failed.load(Ordering::Relaxed),
+            first_error: stats.first_error.lock().ok().and_then(|e| e.clone()),
+            measured: stats.measured_acked.load(Ordering::Relaxed),
+            measured_bytes: stats.measured_bytes.load(Ordering::Relaxed),
+            seconds: last.saturating_duration_since(measure_start).as_secs_f64(),
+        }
+    }
+
+    /// Tailing figures count from the measurement start; draining ones from the first record.
+    fn consume_figures(&self, stats: &ConsumeStats, measure_start: Option<Instant>, complete: bool) -> ConsumeFigures {
+        let first = measure_start.unwrap_or_else(|| self.clock.instant(stats.first_receive_ns.load(Ordering::Relaxed)));
+        let last = self.clock.instant(stats.last_receive_ns.load(Ordering::Relaxed));
+        let received = stats.received.load(Ordering::Relaxed);
+        let measured = if measure_start.is_some() { stats.measured.load(Ordering::Relaxed) } else { received };
+        let bytes = stats.bytes.load(Ordering::Relaxed);
+        // Measured records are this run's; their bytes are the average record's share.
+        let bytes = bytes.checked_div(received).map_or(0, |per_record| per_record * measured);
+        ConsumeFigures {
+            received,
+            measured,
+            bytes,
+            seconds: last.saturating_duration_since(first).as_secs_f64(),
+            errors: stats.errors.load(Ordering::Relaxed),
+            complete,
+            passes: stats.drained.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Producer `i`'s part of `n` messages split over `producers`.
+fn share_of(n: u64, producers: usize, i: usize) -> u64 {
+    let p = producers.max(1) as u64;
+    n / p + u64::from((i as u64) < n % p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_counts_split_over_producers_add_up() {
+        let shares: Vec<u64> = (0..3).map(|i| share_of(10, 3, i)).collect();
+        assert_eq!(shares, vec![4, 3, 3]);
+        assert_eq!(shares.iter().sum::<u64>(), 10);
+    }
+}

@@ -1,0 +1,22 @@
+//! `strand bench`: throughput and latency of any Kafka-compatible broker, measured with
+//! librdkafka producers and consumers (the client most people run) on plain threads.
+//!
+//! Latency is recorded in HDR histograms from each record's intended send time: with `--rate`
+//! the schedule is open loop, so a stalled broker delays every later send and that delay
+//! counts (coordinated omission corrected). End-to-end latency uses the send time embedded in
+//! the payload and the same monotonic clock on receipt.
+
+mod command;
+mod consumers;
+mod engine;
+mod latency;
+mod load_args;
+mod payload;
+mod plot;
+mod producers;
+mod progress;
+mod report;
+mod scenario;
+mod topic_setup;
+
+pub use command::{run, BenchArgs};
