@@ -1,0 +1,373 @@
+"""Crash and fault tests: no acknowledged message is ever lost.
+
+1. SIGKILL under acks=all load, many cycles, several topics on both shards.
+2. The same with 64 KiB segments, so kills land around segment rolls and index writes.
+3. SIGTERM under load: nothing acknowledged is lost, every partition leaves a clean-shutdown
+   marker, and the next start skips the recovery scan (no truncation warnings).
+4. Torn or corrupt data at the tail of an active segment: recovery cuts the log at the last
+   good batch, serves everything before it and appends at the right next offset.
+
+The producer sends each message at most once (acks=all, no idempotence, retries=0), so every
+message whose delivery report said success must be read back exactly once, at the offset the
+report gave. Totals are printed to the terminal even without -s.
+
+Set STRAND_CRASH_SEED to replay the kill timings of a run (the seed is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from conftest import (
+    consume_topic,
+    create_topic,
+    produce_and_wait,
+    producer_conf,
+    unique_topic,
+    wait_until,
+)
+from crashkit import (
+    ConfiguredBroker,
+    Ledger,
+    LoadSession,
+    ReadBack,
+    active_segment,
+    kill_during_startup,
+    log_of_start,
+    partition_dirs,
+    read_back,
+    recovery_warnings,
+    segment_batches,
+    verify,
+    wait_ready,
+    watermarks,
+)
+
+SEED = int(os.environ.get("STRAND_CRASH_SEED") or time.time_ns() % 1_000_000_007)
+
+# Paced so the read-back stays quick; well below what the broker sustains, but it keeps
+# a dozen partitions busy with several batches in flight at every kill.
+RATE_PER_S = 30_000
+# A session produces at least this many acknowledged messages before its kill timer starts.
+WARMUP_ACKS = 300
+KILL_DELAY_S = (0.1, 2.0)
+# A kill during a restart: from the spawn, so some land while partitions are being recovered.
+STARTUP_KILL_DELAY_S = (0.005, 0.15)
+TOPICS, PARTITIONS = 3, 4
+
+
+def report(capsys, *lines: str, last: bool = False) -> None:
+    """Print to the terminal whether or not pytest captures output (``last``: end the line, so
+    pytest's PASSED/FAILED goes on a line of its own)."""
+    with capsys.disabled():
+        print("".join(f"\n    {ln}" for ln in lines), end="\n" if last else "", flush=True)
+
+
+def make_topics(bootstrap: str, prefix: str, topics: int = TOPICS, partitions: int = PARTITIONS) -> list:
+    names = [unique_topic(prefix) for _ in range(topics)]
+    for n in names:
+        create_topic(bootstrap, n, partitions)
+    return [(n, p) for n in names for p in range(partitions)]
+
+
+def cut_kinds(log: str) -> Counter:
+    """How the partitions' logs ended on recovery: damage kind of each "log ends early" warning.
+    UnsupportedMagic(0) is the zero padding after the last O_DIRECT page; anything else is a
+    torn or corrupt batch."""
+    return Counter(m.group(1) for m in re.finditer(r"log ends early.*damage=(\S+)", log))
+
+
+def kill_cycles(broker, tps: list, cycles: int, rng: random.Random, log,
+                startup_kill_every: int = 0) -> tuple[Ledger, list, dict]:
+    """Produces in the background and SIGKILLs + restarts the broker ``cycles`` times. Every
+    ``startup_kill_every``-th cycle the restart itself is also SIGKILLed once, a few ms after
+    the spawn, so a kill lands during recovery.
+
+    Returns the ledger, the high-watermark regressions seen right after restarts (a partition
+    whose high watermark is below its highest acknowledged offset + 1) and counters."""
+    ledger = Ledger()
+    regressions = []
+    stats = Counter()
+    for cycle in range(1, cycles + 1):
+        session = LoadSession(broker.bootstrap, ledger, tps, RATE_PER_S).start()
+        try:
+            wait_until(lambda: session.acked_since_start() >= WARMUP_ACKS or session.error, 30,
+                       interval=0.02, what=f"cycle {cycle}: {WARMUP_ACKS} acknowledgements after the (re)start")
+            delay = rng.uniform(*KILL_DELAY_S)
+            time.sleep(delay)  # the random moment of the kill; nothing to poll for
+            broker.kill()
+            stats["kills"] += 1
+        finally:
+            session.stop()
+        acked_ends = ledger.acked_ends()
+        early = ""
+        if startup_kill_every and cycle % startup_kill_every == 0:
+            startup_delay = rng.uniform(*STARTUP_KILL_DELAY_S)
+            served = kill_during_startup(broker, startup_delay)
+            stats["startup kills"] += 1
+            stats["startup kills after serving"] += served
+            early = f", then SIGKILL {startup_delay * 1000:.0f}ms into the restart ({'serving' if served else 'recovering'})"
+        broker.start()
+        kinds = cut_kinds(wait_ready(broker))
+        marks = watermarks(broker.bootstrap, tps)
+        for tp, (low, high) in marks.items():
+            if high < acked_ends.get(tp, 0) or low != 0:
+                regressions.append(f"cycle {cycle}: {tp[0]}-{tp[1]} watermarks ({low}, {high}) "
+                                   f"but offsets up to {acked_ends.get(tp, 0) - 1} were acknowledged")
+        torn = sum(n for k, n in kinds.items() if k != "Some(UnsupportedMagic(0))")
+        stats["torn batches cut"] += torn
+        log(f"cycle {cycle:2d}: SIGKILL after {delay:.2f}s{early}; session sent {session.sent}, "
+            f"acked total {ledger.acked_count()}, purged {session.unreported}; recovery cuts {dict(kinds)}")
+    return ledger, regressions, stats
+
+
+def check_verdict(capsys, title: str, ledger: Ledger, tps: list, broker, regressions: list, extra: tuple = ()):
+    back = read_back(broker.bootstrap, tps)
+    v = verify(ledger, back)
+    lines = [f"{title}: seed={SEED}, {len(tps)} partitions",
+             *extra,
+             f"totals: {v.totals()}",
+             f"unacknowledged (delivery errors): {dict(ledger.failed)}"]
+    lines += [f"high watermark below acknowledged end: {r}" for r in regressions[:10]]
+    lines += [f"example: {e}" for e in v.examples]
+    report(capsys, *lines, last=True)
+    assert v.acknowledged > 0, "nothing was acknowledged: the load never ran"
+    assert not regressions and not v.bad(), "\n".join(lines)
+    return v
+
+
+# ---------------------------------------------------------------------------
+# 1. SIGKILL cycles
+# ---------------------------------------------------------------------------
+
+KILL_CYCLES = 12
+
+
+@pytest.mark.timeout(150)
+def test_sigkill_under_acks_all_load_loses_nothing_acknowledged(broker, capsys):
+    rng = random.Random(SEED)
+    tps = make_topics(broker.bootstrap, "crash")
+    started = time.monotonic()
+    ledger, regressions, stats = kill_cycles(broker, tps, KILL_CYCLES, rng, lambda s: report(capsys, s),
+                                             startup_kill_every=4)
+    check_verdict(capsys, "SIGKILL under acks=all load", ledger, tps, broker, regressions,
+                  extra=(f"cycles={KILL_CYCLES} {', '.join(f'{k}={n}' for k, n in stats.items())}, "
+                         f"elapsed {time.monotonic() - started:.1f}s",))
+
+
+# ---------------------------------------------------------------------------
+# 2. SIGKILL cycles with small segments
+# ---------------------------------------------------------------------------
+
+ROLL_CYCLES = 6
+SMALL_SEGMENT_CONFIG = """\
+# crash test: small segments, so kills land around rolls and index writes
+log.segment.bytes = 65536
+log.index.interval.bytes = 1024
+"""
+
+
+@pytest.fixture
+def small_segment_broker(strand_bin, tmp_path, request):
+    b = ConfiguredBroker(strand_bin, tmp_path / "data", tmp_path / "broker.log", SMALL_SEGMENT_CONFIG)
+    request.node._strand_broker = b  # the failure report attaches this broker's log
+    b.start()
+    wait_ready(b)
+    yield b
+    if b.is_running():
+        b.stop(check=True)
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_around_segment_rolls_loses_nothing_acknowledged(small_segment_broker, capsys):
+    broker = small_segment_broker
+    rng = random.Random(SEED + 1)
+    tps = make_topics(broker.bootstrap, "roll")
+    started = time.monotonic()
+    ledger, regressions, stats = kill_cycles(broker, tps, ROLL_CYCLES, rng, lambda s: report(capsys, s),
+                                             startup_kill_every=3)
+    segments = {f"{t}-{p}": len(list((broker.data_dir / f"{t}-{p}").glob("*.log"))) for t, p in tps}
+    check_verdict(capsys, "SIGKILL under acks=all load, 64 KiB segments", ledger, tps, broker, regressions,
+                  extra=(f"cycles={ROLL_CYCLES} {', '.join(f'{k}={n}' for k, n in stats.items())}, "
+                         f"segments per partition {min(segments.values())}..{max(segments.values())}, "
+                         f"elapsed {time.monotonic() - started:.1f}s",))
+    # the test is only worth its name if segments actually rolled, many times
+    assert min(segments.values()) >= 5, f"too few segment rolls to exercise them: {segments}"
+
+
+# ---------------------------------------------------------------------------
+# 3. clean shutdown
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_under_load_loses_nothing_and_skips_recovery(broker, capsys, monkeypatch):
+    rng = random.Random(SEED + 2)
+    tps = make_topics(broker.bootstrap, "term", topics=2)
+    ledger = Ledger()
+    session = LoadSession(broker.bootstrap, ledger, tps, RATE_PER_S).start()
+    try:
+        wait_until(lambda: session.acked_since_start() >= WARMUP_ACKS or session.error, 30,
+                   interval=0.02, what="acknowledgements before SIGTERM")
+        time.sleep(rng.uniform(*KILL_DELAY_S))  # the random moment of the SIGTERM
+        acked_before = ledger.acked_count()
+        broker.stop(check=True)  # SIGTERM under load: exit code 0 within the conftest deadline
+    finally:
+        session.stop()
+    acked_after = ledger.acked_count() - acked_before
+    dirs = partition_dirs(broker.data_dir)
+    ours = {f"{t}-{p}" for t, p in tps}
+    assert ours <= {d.name for d in dirs}, f"partition directories missing: {ours - {d.name for d in dirs}}"
+    unmarked = [d.name for d in dirs if not (d / "clean-shutdown").exists()]
+    assert not unmarked, (f"no clean-shutdown marker after SIGTERM in {len(unmarked)} of {len(dirs)} "
+                          f"partition directories: {unmarked[:10]}")
+
+    with monkeypatch.context() as m:
+        # the partition log's "log recovered ... clean=true|false" line is at debug level
+        m.setenv("RUST_LOG", "info,strand::log::partition_log=debug")
+        broker.start()
+    second = wait_ready(broker)
+    warnings = recovery_warnings(second)
+    recovered = dict(re.findall(r"log recovered dir=(\S+) .*clean=(\w+)", second))
+    unclean = sorted(Path(d).name for d, clean in recovered.items() if clean != "true")
+
+    def markers_left():
+        return [d.name for d in dirs if (d / "clean-shutdown").exists()]
+
+    # the markers are consumed when the partitions are opened, before the shards listen
+    left_at_ready = markers_left()
+    wait_until(lambda: not markers_left(), 15, what="clean-shutdown markers removed after the restart")
+    v = verify(ledger, read_back(broker.bootstrap, tps))
+    lines = [f"SIGTERM under acks=all load: seed={SEED}, {len(tps)} partitions",
+             f"clean-shutdown markers after the stop: {len(dirs)} of {len(dirs)} partition directories; "
+             f"left once serving again: {len(left_at_ready)}; recovery warnings on restart: {len(warnings)}",
+             f"acknowledged after SIGTERM was sent (in-flight requests answered): {acked_after}",
+             (f"partition logs opened as clean on restart: {len(recovered) - len(unclean)} of {len(recovered)}"
+              if recovered else "no 'log recovered' debug lines in the broker log: clean=true not checked"),
+             f"totals: {v.totals()}", f"unacknowledged (delivery errors): {dict(ledger.failed)}",
+             *[f"warning: {w[:300]}" for w in warnings[:10]], *[f"example: {e}" for e in v.examples]]
+    report(capsys, *lines, last=True)
+    assert v.acknowledged > 0
+    assert not warnings, "\n".join(lines)
+    assert not unclean, f"partitions recovered as unclean after a clean stop: {unclean[:10]}\n" + "\n".join(lines)
+    assert not v.bad(), "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# 4. torn and corrupt tails
+# ---------------------------------------------------------------------------
+
+TORN_BATCHES, PER_BATCH = 20, 5
+
+
+def _damage_truncate(path: Path, last) -> str:
+    """Cut the last 7 bytes of the segment's data (the file may hold O_DIRECT zero padding after
+    the data; cutting only padding would damage nothing)."""
+    os.truncate(path, last.end - 7)
+    return f"truncated {path.name} from {last.end} data bytes to {last.end - 7}"
+
+
+def _damage_flip(path: Path, last) -> str:
+    """Flip every bit of one byte in the records of the last batch (covered by its CRC)."""
+    at = last.position + 61 + (last.size - 61) // 2
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0xFF]))
+        f.flush()
+        os.fsync(f.fileno())
+    return f"flipped the byte at {at} of {path.name} (batch at {last.position}, {last.size} bytes)"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("damage", [_damage_truncate, _damage_flip], ids=["truncate-7-bytes", "flip-a-byte"])
+def test_damaged_tail_is_cut_at_the_last_good_batch(broker, capsys, damage):
+    topic = unique_topic("torn")
+    create_topic(broker.bootstrap, topic, 1)
+    p = Producer(producer_conf(broker.bootstrap, retries=0, **{"linger.ms": 0}))
+    sent = []  # (offset, value), one produce_and_wait per batch so every flush is its own batch
+    for b in range(TORN_BATCHES):
+        msgs = [dict(topic=topic, partition=0, value=f"torn-{b}-{i}".encode()) for i in range(PER_BATCH)]
+        for (err, _part, offset, _ts), m in zip(produce_and_wait(p, msgs), msgs):
+            assert err is None, err
+            sent.append((offset, m["value"]))
+    p.flush(5)
+    assert [o for o, _ in sent] == list(range(len(sent)))
+
+    broker.kill()
+    seg = active_segment(broker.data_dir / f"{topic}-0")
+    batches = segment_batches(seg)
+    assert batches, f"no batches found in {seg}"
+    last = batches[-1]
+    assert last.next_offset == len(sent), f"last batch on disk {last} does not end at offset {len(sent)}"
+    what = damage(seg, last)
+    broker.start()
+
+    log = wait_ready(broker)
+    lines = [ln for ln in recovery_warnings(log) if str(seg) in ln]
+    cut = [ln for ln in lines if "log ends early" in ln and f"valid_bytes={last.position} " in ln]
+    keep = last.base_offset
+    marks = watermarks(broker.bootstrap, [(topic, 0)])[(topic, 0)]
+    records, errors, _ = consume_topic(broker.bootstrap, topic, 1, keep, timeout=30)
+    got = [(r.offset, r.value) for r in records]
+    p2 = Producer(producer_conf(broker.bootstrap, retries=0))
+    (err, _part, new_offset, _ts), = produce_and_wait(p2, [dict(topic=topic, partition=0, value=b"after-recovery")])
+    summary = [f"{what}: {len(sent)} messages in {len(batches)} batches, last batch at offsets "
+               f"{last.base_offset}..{last.next_offset - 1}",
+               f"totals: served {len(got)} of the {keep} before the damage, watermarks {marks}, "
+               f"next produce at offset {new_offset} (err {err})",
+               *[f"broker: {ln[:400]}" for ln in lines]]
+    report(capsys, *summary, last=True)
+    assert cut, "broker log does not report cutting the segment at the damaged batch\n" + "\n".join(summary)
+    assert not errors, errors[:5]
+    assert got == sent[:keep], "\n".join(summary)
+    assert marks == (0, keep), "\n".join(summary)
+    assert err is None and new_offset == keep, "\n".join(summary)
+    records, errors, _ = consume_topic(broker.bootstrap, topic, 1, keep + 1, timeout=30)
+    assert [(r.offset, r.value) for r in records] == sent[:keep] + [(keep, b"after-recovery")]
+
+
+# ---------------------------------------------------------------------------
+# the checker itself
+# ---------------------------------------------------------------------------
+
+
+def test_verifier_counts_every_kind_of_damage(capsys):
+    """The read-back check can fail: feed it a log with each kind of damage (no broker)."""
+    from crashkit import encode_key, expected_value
+
+    ledger = Ledger()
+    t = "x"
+    for seq in range(10):  # acknowledged at offsets 0..9 of x-0
+        ledger.acked[(t, 0, seq)] = seq
+        ledger.acked_by_seq[seq] = (t, 0, seq)
+    ledger.acked[(t, 1, 0)] = 10  # a second success report for x-1@0: a reused offset
+    ledger.acked_by_seq[10] = (t, 1, 0)
+    ledger.acked[(t, 1, 0)] = 11
+    ledger.acked_by_seq[11] = (t, 1, 0)
+    ledger.conflicts.append(((t, 1, 0), 10, 11))
+
+    def rec(o, seq, part=0):
+        return (o, encode_key(seq), expected_value(t, part, seq))
+
+    records = [rec(0, 0), rec(1, 1),  # 0, 1 fine
+               rec(2, 12),  # acknowledged seq 2 overwritten by an unacknowledged message
+               rec(3, 3), rec(4, 3),  # seq 3 stored twice; seq 4 lost
+               rec(5, 6), rec(6, 5),  # 5 and 6 swapped: misplaced
+               (7, encode_key(7), b"garbage"),  # corrupt
+               rec(8, 8)]  # seq 9 missing at the end
+    back = ReadBack({(t, 0): records, (t, 1): [rec(0, 11, 1)]}, {(t, 0): 9, (t, 1): 1}, [])
+    v = verify(ledger, back)
+    report(capsys, f"verifier self-check: {v.totals()}", last=True)
+    assert v.bad()
+    assert (v.acknowledged, v.recovered, v.lost, v.misplaced, v.overwritten, v.duplicated, v.corrupt,
+            v.unacked_present, v.ack_conflicts) == (12, 5, 5, 2, 5, 1, 1, 1, 1), v.totals()
