@@ -88,6 +88,11 @@ def kill_during_startup(broker: Broker, delay_s: float) -> bool:
     return "strand is serving" in log_of_start(broker)
 
 
+def startup_errors(log: str) -> list[str]:
+    """ERROR lines of a start's log (e.g. a partition that failed to open)."""
+    return [ln for ln in log.splitlines() if " ERROR " in ln]
+
+
 RECOVERY_WARNINGS = ("log ends early", "truncating", "offset index disagrees", "removing segment after damaged")
 
 
@@ -108,8 +113,14 @@ def partition_dirs(data_dir: Path) -> list[Path]:
 # message numbering
 # ---------------------------------------------------------------------------
 
-def encode_key(seq: int) -> bytes:
-    return b"%012d" % seq
+def encode_key(seq: int, key_space: int = 0) -> bytes:
+    """The key of message ``seq``: unique, or one of ``key_space`` keys (for compacted topics)."""
+    return b"%012d" % seq if not key_space else b"key-%d" % (seq % key_space)
+
+
+def seq_of(value: bytes | None) -> int:
+    """The sequence number a value carries (ValueError/AttributeError if it carries none)."""
+    return int(value.split(b"|", 3)[2])
 
 
 def expected_value(topic: str, partition: int, seq: int) -> bytes:
@@ -144,7 +155,7 @@ class Ledger:
             return s
 
     def on_delivery(self, err, msg) -> None:
-        seq = int(msg.key())
+        seq = seq_of(msg.value())
         if err is not None:
             with self.lock:
                 self.failed[err.name()] += 1
@@ -177,8 +188,10 @@ class LoadSession:
 
     TICK_S = 0.01
 
-    def __init__(self, bootstrap: str, ledger: Ledger, targets: list, rate_per_s: int, **conf):
+    def __init__(self, bootstrap: str, ledger: Ledger, targets: list, rate_per_s: int, key_space: int = 0,
+                 **conf):
         self.ledger = ledger
+        self.key_space = key_space
         self.targets = list(targets)
         self.per_tick = max(1, int(rate_per_s * self.TICK_S))
         overrides = {
@@ -221,7 +234,7 @@ class LoadSession:
                     while True:
                         try:
                             self.producer.produce(topic, value=expected_value(topic, partition, seq),
-                                                  key=encode_key(seq), partition=partition,
+                                                  key=encode_key(seq, self.key_space), partition=partition,
                                                   on_delivery=self.ledger.on_delivery)
                             self.sent += 1
                             break
@@ -240,7 +253,7 @@ class LoadSession:
         except BaseException as e:  # reported by stop()
             self.error = e
 
-    def stop(self, drain_s: float = 3.0) -> None:
+    def stop(self, drain_s: float = 1.0) -> None:
         """Stops producing, waits up to ``drain_s`` for outstanding delivery reports, then purges
         what is left (those messages count as unacknowledged: they may or may not be stored)."""
         self._stop.set()
@@ -326,6 +339,7 @@ class Verdict:
     acknowledged: int = 0
     recovered: int = 0
     lost: int = 0  # acknowledged, found nowhere
+    compacted_away: int = 0  # acknowledged, gone, and a newer message with its key is stored
     misplaced: int = 0  # acknowledged, found at another offset
     overwritten: int = 0  # an acknowledged offset holds a different message
     duplicated: int = 0  # extra copies of a message (acknowledged or not)
@@ -339,20 +353,24 @@ class Verdict:
     def bad(self) -> bool:
         return bool(self.lost or self.misplaced or self.overwritten or self.duplicated or self.corrupt
                     or self.out_of_order or self.ack_conflicts or self.read_errors
-                    or self.recovered != self.acknowledged)
+                    or self.recovered + self.compacted_away != self.acknowledged)
 
     def note(self, text: str) -> None:
         if len(self.examples) < 20:
             self.examples.append(text)
 
     def totals(self) -> str:
-        return (f"acknowledged={self.acknowledged} recovered={self.recovered} lost={self.lost} "
+        compacted = f"compacted-away={self.compacted_away} " if self.compacted_away else ""
+        return (f"acknowledged={self.acknowledged} recovered={self.recovered} {compacted}lost={self.lost} "
                 f"misplaced={self.misplaced} overwritten={self.overwritten} duplicated={self.duplicated} "
                 f"unacknowledged-but-present={self.unacked_present} corrupt={self.corrupt} "
                 f"out-of-order={self.out_of_order} ack-conflicts={self.ack_conflicts} read-errors={self.read_errors}")
 
 
-def verify(ledger: Ledger, back: ReadBack) -> Verdict:
+def verify(ledger: Ledger, back: ReadBack, key_space: int = 0) -> Verdict:
+    """The read-back against the ledger. With ``key_space`` (a compacted topic), an acknowledged
+    message may be gone when a newer message with its key is stored: it is then counted as
+    ``compacted_away`` instead of lost."""
     v = Verdict()
     v.acknowledged = len(ledger.acked_by_seq)
     v.ack_conflicts = len(ledger.conflicts)
@@ -372,18 +390,25 @@ def verify(ledger: Ledger, back: ReadBack) -> Verdict:
                 v.note(f"{t}-{p}: offset {offset} read after {last_offset}")
             last_offset = max(last_offset, offset)
             try:
-                seq = int(key)
-            except (TypeError, ValueError):
+                seq = seq_of(value)
+            except (AttributeError, IndexError, ValueError):
                 v.corrupt += 1
-                v.note(f"{t}-{p}@{offset}: key {key!r} is not a sequence number")
+                v.note(f"{t}-{p}@{offset}: value {value[:60]!r} carries no sequence number")
                 continue
-            if value != expected_value(t, p, seq):
+            if value != expected_value(t, p, seq) or key != encode_key(seq, key_space):
                 v.corrupt += 1
                 v.note(f"{t}-{p}@{offset}: seq {seq} value {value[:60]!r} is not what was sent to this partition")
                 continue
             found_at[seq].append((t, p, offset))
             stored[(t, p, offset)] = seq
 
+    # (topic, partition, key index) -> highest offset stored with that key
+    newest_of_key: dict = {}
+    for seq, places in found_at.items():
+        for (t, p, o) in places:
+            k = (t, p, seq % key_space) if key_space else None
+            if k is not None and o > newest_of_key.get(k, -1):
+                newest_of_key[k] = o
     for seq, places in found_at.items():
         if len(places) > 1:
             v.duplicated += len(places) - 1
@@ -406,6 +431,8 @@ def verify(ledger: Ledger, back: ReadBack) -> Verdict:
         if seq in found_at:
             v.misplaced += 1
             v.note(f"{t}-{p}@{o}: acknowledged seq {seq} found at {found_at[seq][:3]}")
+        elif there is None and key_space and newest_of_key.get((t, p, seq % key_space), -1) > o:
+            v.compacted_away += 1
         else:
             v.lost += 1
             v.note(f"{t}-{p}@{o}: acknowledged seq {seq} is missing")

@@ -1,11 +1,17 @@
 """Crash and fault tests: no acknowledged message is ever lost.
 
-1. SIGKILL under acks=all load, many cycles, several topics on both shards.
+1. SIGKILL under acks=all load, 12 cycles, 3 topics x 4 partitions (partition -> shard is
+   crc32c(topic) + partition mod 2, so each topic has partitions on both shards); every 4th
+   restart is itself SIGKILLed a few ms after the spawn, while partitions are recovering.
 2. The same with 64 KiB segments, so kills land around segment rolls and index writes.
 3. SIGTERM under load: nothing acknowledged is lost, every partition leaves a clean-shutdown
-   marker, and the next start skips the recovery scan (no truncation warnings).
+   marker, and the next start skips the recovery scan (no truncation warnings, clean=true).
+   3b. SIGTERM followed by SIGKILL a few ms later: the kill lands inside the clean shutdown.
 4. Torn or corrupt data at the tail of an active segment: recovery cuts the log at the last
    good batch, serves everything before it and appends at the right next offset.
+5. SIGKILL under load on compacted topics, so kills land inside compaction's segment swaps;
+   6. the state such a kill leaves, made deterministically (a sealed segment's empty offset
+   index removed). Both show a known broker bug as XFAIL (see MISSING_INDEX_BUG).
 
 The producer sends each message at most once (acks=all, no idempotence, retries=0), so every
 message whose delivery report said success must be read back exactly once, at the offset the
@@ -19,19 +25,23 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import NewTopic
 
 from conftest import (
+    admin_client,
     consume_topic,
     create_topic,
     produce_and_wait,
     producer_conf,
     unique_topic,
+    wait_for_topic,
     wait_until,
 )
 from crashkit import (
@@ -41,11 +51,11 @@ from crashkit import (
     ReadBack,
     active_segment,
     kill_during_startup,
-    log_of_start,
     partition_dirs,
     read_back,
     recovery_warnings,
     segment_batches,
+    startup_errors,
     verify,
     wait_ready,
     watermarks,
@@ -86,23 +96,35 @@ def cut_kinds(log: str) -> Counter:
 
 
 def kill_cycles(broker, tps: list, cycles: int, rng: random.Random, log,
-                startup_kill_every: int = 0) -> tuple[Ledger, list, dict]:
+                startup_kill_every: int = 0, key_space: int = 0, rate_per_s: int = RATE_PER_S,
+                term_first_s: tuple | None = None) -> tuple[Ledger, list, dict]:
     """Produces in the background and SIGKILLs + restarts the broker ``cycles`` times. Every
     ``startup_kill_every``-th cycle the restart itself is also SIGKILLed once, a few ms after
     the spawn, so a kill lands during recovery.
 
     Returns the ledger, the high-watermark regressions seen right after restarts (a partition
-    whose high watermark is below its highest acknowledged offset + 1) and counters."""
+    whose high watermark is below its highest acknowledged offset + 1) and counters.
+
+    With ``term_first_s`` (lo, hi) each kill is preceded by a SIGTERM that much earlier, so the
+    SIGKILL lands inside the clean shutdown (as a service manager's stop timeout does)."""
     ledger = Ledger()
     regressions = []
     stats = Counter()
     for cycle in range(1, cycles + 1):
-        session = LoadSession(broker.bootstrap, ledger, tps, RATE_PER_S).start()
+        session = LoadSession(broker.bootstrap, ledger, tps, rate_per_s, key_space=key_space).start()
         try:
             wait_until(lambda: session.acked_since_start() >= WARMUP_ACKS or session.error, 30,
                        interval=0.02, what=f"cycle {cycle}: {WARMUP_ACKS} acknowledgements after the (re)start")
             delay = rng.uniform(*KILL_DELAY_S)
             time.sleep(delay)  # the random moment of the kill; nothing to poll for
+            how = "SIGKILL"
+            if term_first_s:
+                grace = rng.uniform(*term_first_s)
+                broker.proc.send_signal(signal.SIGTERM)
+                time.sleep(grace)  # the random moment inside the shutdown; nothing to poll for
+                exited = broker.proc.poll() is not None
+                stats["shutdowns finished before the SIGKILL"] += exited
+                how = f"SIGTERM, {'exited' if exited else 'SIGKILL'} {grace * 1000:.0f}ms later,"
             broker.kill()
             stats["kills"] += 1
         finally:
@@ -116,7 +138,11 @@ def kill_cycles(broker, tps: list, cycles: int, rng: random.Random, log,
             stats["startup kills after serving"] += served
             early = f", then SIGKILL {startup_delay * 1000:.0f}ms into the restart ({'serving' if served else 'recovering'})"
         broker.start()
-        kinds = cut_kinds(wait_ready(broker))
+        started_log = wait_ready(broker)
+        kinds = cut_kinds(started_log)
+        errors = startup_errors(started_log)
+        assert not errors, (f"cycle {cycle}: the restart logged errors (acknowledged data unavailable):\n"
+                            + "\n".join(errors[:10]))
         marks = watermarks(broker.bootstrap, tps)
         for tp, (low, high) in marks.items():
             if high < acked_ends.get(tp, 0) or low != 0:
@@ -124,14 +150,15 @@ def kill_cycles(broker, tps: list, cycles: int, rng: random.Random, log,
                                    f"but offsets up to {acked_ends.get(tp, 0) - 1} were acknowledged")
         torn = sum(n for k, n in kinds.items() if k != "Some(UnsupportedMagic(0))")
         stats["torn batches cut"] += torn
-        log(f"cycle {cycle:2d}: SIGKILL after {delay:.2f}s{early}; session sent {session.sent}, "
+        log(f"cycle {cycle:2d}: {how} after {delay:.2f}s{early}; session sent {session.sent}, "
             f"acked total {ledger.acked_count()}, purged {session.unreported}; recovery cuts {dict(kinds)}")
     return ledger, regressions, stats
 
 
-def check_verdict(capsys, title: str, ledger: Ledger, tps: list, broker, regressions: list, extra: tuple = ()):
+def check_verdict(capsys, title: str, ledger: Ledger, tps: list, broker, regressions: list, extra: tuple = (),
+                  key_space: int = 0):
     back = read_back(broker.bootstrap, tps)
-    v = verify(ledger, back)
+    v = verify(ledger, back, key_space=key_space)
     lines = [f"{title}: seed={SEED}, {len(tps)} partitions",
              *extra,
              f"totals: {v.totals()}",
@@ -176,19 +203,28 @@ log.index.interval.bytes = 1024
 
 
 @pytest.fixture
-def small_segment_broker(strand_bin, tmp_path, request):
-    b = ConfiguredBroker(strand_bin, tmp_path / "data", tmp_path / "broker.log", SMALL_SEGMENT_CONFIG)
-    request.node._strand_broker = b  # the failure report attaches this broker's log
-    b.start()
-    wait_ready(b)
-    yield b
-    if b.is_running():
-        b.stop(check=True)
+def own_broker(strand_bin, tmp_path, request):
+    """Starts a broker of the test's own with a config file: ``own_broker(config_text)``."""
+    started = []
+
+    def start(config: str) -> ConfiguredBroker:
+        assert not started, "one own broker per test"
+        b = ConfiguredBroker(strand_bin, tmp_path / "data", tmp_path / "broker.log", config)
+        request.node._strand_broker = b  # the failure report attaches this broker's log
+        started.append(b)
+        b.start()
+        wait_ready(b)
+        return b
+
+    yield start
+    for b in started:
+        if b.is_running():
+            b.stop(check=True)
 
 
 @pytest.mark.timeout(120)
-def test_sigkill_around_segment_rolls_loses_nothing_acknowledged(small_segment_broker, capsys):
-    broker = small_segment_broker
+def test_sigkill_around_segment_rolls_loses_nothing_acknowledged(own_broker, capsys):
+    broker = own_broker(SMALL_SEGMENT_CONFIG)
     rng = random.Random(SEED + 1)
     tps = make_topics(broker.bootstrap, "roll")
     started = time.monotonic()
@@ -235,6 +271,7 @@ def test_sigterm_under_load_loses_nothing_and_skips_recovery(broker, capsys, mon
         m.setenv("RUST_LOG", "info,strand::log::partition_log=debug")
         broker.start()
     second = wait_ready(broker)
+    assert not startup_errors(second), "\n".join(startup_errors(second))
     warnings = recovery_warnings(second)
     recovered = dict(re.findall(r"log recovered dir=(\S+) .*clean=(\w+)", second))
     unclean = sorted(Path(d).name for d, clean in recovered.items() if clean != "true")
@@ -259,6 +296,28 @@ def test_sigterm_under_load_loses_nothing_and_skips_recovery(broker, capsys, mon
     assert not warnings, "\n".join(lines)
     assert not unclean, f"partitions recovered as unclean after a clean stop: {unclean[:10]}\n" + "\n".join(lines)
     assert not v.bad(), "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# 3b. SIGKILL inside a clean shutdown
+# ---------------------------------------------------------------------------
+
+TERM_KILL_CYCLES = 6
+TERM_KILL_GRACE_S = (0.0, 0.06)
+
+
+@pytest.mark.timeout(90)
+def test_sigkill_during_clean_shutdown_loses_nothing_acknowledged(broker, capsys):
+    """SIGTERM, then SIGKILL a few ms later: the kill lands while answers, fdatasyncs, segment
+    closes and clean-shutdown markers are being written."""
+    rng = random.Random(SEED + 4)
+    tps = make_topics(broker.bootstrap, "termkill", topics=2)
+    started = time.monotonic()
+    ledger, regressions, stats = kill_cycles(broker, tps, TERM_KILL_CYCLES, rng, lambda s: report(capsys, s),
+                                             term_first_s=TERM_KILL_GRACE_S)
+    check_verdict(capsys, "SIGKILL inside a clean shutdown under acks=all load", ledger, tps, broker, regressions,
+                  extra=(f"cycles={TERM_KILL_CYCLES} {', '.join(f'{k}={n}' for k, n in stats.items())}, "
+                         f"elapsed {time.monotonic() - started:.1f}s",))
 
 
 # ---------------------------------------------------------------------------
@@ -337,6 +396,113 @@ def test_damaged_tail_is_cut_at_the_last_good_batch(broker, capsys, damage):
 
 
 # ---------------------------------------------------------------------------
+# 5. SIGKILL during compaction, 6. a sealed segment's missing offset index
+# ---------------------------------------------------------------------------
+
+# Known broker bug (found by these tests; see the report of branch `crash`): recovery treats a
+# sealed segment's missing .index or .timeindex file like an empty one, so when the rebuilt
+# index has no entries (a segment smaller than log.index.interval.bytes for .index, an empty
+# segment for .timeindex; compaction produces both) the file is not recreated, mapping it fails
+# with ENOENT and the partition stays offline (UNKNOWN_TOPIC_OR_PARTITION, data unreachable).
+# Compaction's segment swap (remove .index, remove .timeindex, rename the cleaned log, write
+# .index, write .timeindex) leaves such states when the broker dies inside it.
+MISSING_INDEX_BUG = re.compile(r"opening partition failed .*map \S+\.(time)?index: No such file or directory")
+MISSING_INDEX_BUG_REASON = ("broker bug: recovery does not recreate a sealed segment's missing .index/.timeindex "
+                            "when the rebuilt index is empty; the partition fails to open (ENOENT mapping the "
+                            "index) and is offline")
+
+
+def xfail_if_missing_index_bug(broker, failure: BaseException) -> None:
+    """Turns the known missing-index failure into an xfail naming it; any other failure stands."""
+    hits = [ln for ln in broker.log_text().splitlines() if MISSING_INDEX_BUG.search(ln)]
+    if hits:
+        pytest.xfail(f"{MISSING_INDEX_BUG_REASON}: {hits[0][-260:]} (test failure: {str(failure)[:300]})")
+
+
+def create_topic_with_config(bootstrap: str, name: str, partitions: int, config: dict) -> None:
+    admin = admin_client(bootstrap)  # kept alive until the future resolves
+    futs = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)], request_timeout=10)
+    futs[name].result(timeout=10)
+    wait_for_topic(bootstrap, name, partitions, client=admin)
+
+
+COMPACT_CYCLES = 10
+COMPACT_KEYS = 40
+COMPACT_RATE_PER_S = 10_000
+COMPACT_BROKER_CONFIG = """\
+# crash test: compaction passes every 100 ms, so kills land inside segment swaps
+log.cleaner.backoff.ms = 100
+"""
+
+
+@pytest.mark.timeout(150)
+def test_sigkill_during_compaction_loses_nothing_acknowledged(own_broker, capsys):
+    broker = own_broker(COMPACT_BROKER_CONFIG)
+    rng = random.Random(SEED + 3)
+    names = [unique_topic("compact") for _ in range(2)]
+    for n in names:
+        create_topic_with_config(broker.bootstrap, n, 2, {"cleanup.policy": "compact", "segment.bytes": "16384"})
+    tps = [(n, p) for n in names for p in range(2)]
+    started = time.monotonic()
+    try:
+        ledger, regressions, stats = kill_cycles(broker, tps, COMPACT_CYCLES, rng, lambda s: report(capsys, s),
+                                                 key_space=COMPACT_KEYS, rate_per_s=COMPACT_RATE_PER_S)
+    except AssertionError as e:
+        report(capsys, f"failed: {str(e)[:600]}", last=True)
+        xfail_if_missing_index_bug(broker, e)
+        raise
+    passes = len(re.findall(r"INFO \S+: compacted ", broker.log_text()))
+    check_verdict(capsys, "SIGKILL under acks=all load, compacted topics, 16 KiB segments", ledger, tps, broker,
+                  regressions, key_space=COMPACT_KEYS,
+                  extra=(f"cycles={COMPACT_CYCLES} {', '.join(f'{k}={n}' for k, n in stats.items())}, "
+                         f"compaction passes that rewrote segments={passes}, "
+                         f"elapsed {time.monotonic() - started:.1f}s",))
+    assert passes > 0, "no compaction ran: the test did not exercise it"
+
+
+@pytest.mark.timeout(60)
+def test_missing_offset_index_of_a_small_sealed_segment_is_rebuilt(own_broker, capsys):
+    """The state a crash inside compaction's segment swap leaves (.index removed, .timeindex not
+    yet): recovery must rebuild the index, and the partition must serve everything."""
+    broker = own_broker("")
+    topic = unique_topic("idx")
+    # 2 KiB segments: every sealed segment is below log.index.interval.bytes (4096), so its
+    # offset index has no entries
+    create_topic_with_config(broker.bootstrap, topic, 1, {"segment.bytes": "2048"})
+    p = Producer(producer_conf(broker.bootstrap, retries=0, **{"linger.ms": 0}))
+    sent = []
+    for i in range(30):  # one batch each
+        value = f"idx-{i}-".encode() + b"." * 200
+        (err, _part, offset, _ts), = produce_and_wait(p, [dict(topic=topic, partition=0, value=value)])
+        assert err is None, err
+        sent.append((offset, value))
+    broker.kill()
+    d = broker.data_dir / f"{topic}-0"
+    logs = sorted(d.glob("*.log"))
+    assert len(logs) >= 4, f"expected several segments, got {[f.name for f in logs]}"
+    victim = logs[1].with_suffix(".index")
+    assert victim.stat().st_size == 0, f"precondition: {victim.name} should hold no entries"
+    victim.unlink()
+    broker.start()
+    log = wait_ready(broker)
+    errors = startup_errors(log)
+    summary = [f"removed {victim.name} (sealed, {logs[1].stat().st_size} bytes of log, index empty) "
+               f"of {len(logs)} segments; restart errors: {len(errors)}",
+               *[f"broker: {ln[-300:]}" for ln in errors[:3]]]
+    report(capsys, *summary, last=True)
+    try:
+        assert not errors, "\n".join(summary)
+    except AssertionError as e:
+        xfail_if_missing_index_bug(broker, e)
+        raise
+    records, cerrors, _ = consume_topic(broker.bootstrap, topic, 1, len(sent), timeout=30)
+    assert not cerrors, cerrors[:5]
+    assert [(r.offset, r.value) for r in records] == sent
+    assert victim.exists(), f"{victim.name} was not recreated"
+
+
+# ---------------------------------------------------------------------------
 # the checker itself
 # ---------------------------------------------------------------------------
 
@@ -371,3 +537,15 @@ def test_verifier_counts_every_kind_of_damage(capsys):
     assert v.bad()
     assert (v.acknowledged, v.recovered, v.lost, v.misplaced, v.overwritten, v.duplicated, v.corrupt,
             v.unacked_present, v.ack_conflicts) == (12, 5, 5, 2, 5, 1, 1, 1, 1), v.totals()
+
+    # a compacted topic: keys k = seq % 2; older acknowledged values may be gone when a newer
+    # message with their key is stored, the newest acknowledged value of a key may not
+    c = Ledger()
+    for seq in range(6):  # x-0 offsets 0..5; keys 0,1,0,1,0,1
+        c.acked[(t, 0, seq)] = seq
+        c.acked_by_seq[seq] = (t, 0, seq)
+    compacted = [(o, encode_key(o, 2), expected_value(t, 0, o)) for o in (3, 4)]  # 5 (newest of key 1) lost
+    v = verify(c, ReadBack({(t, 0): compacted}, {(t, 0): 6}, []), key_space=2)
+    report(capsys, f"verifier self-check, compacted: {v.totals()}", last=True)
+    assert (v.recovered, v.compacted_away, v.lost) == (2, 3, 1), v.totals()
+    assert v.bad()
