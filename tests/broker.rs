@@ -201,3 +201,34 @@ fn list_offsets_by_time_finds_the_first_record_at_or_after() {
     assert_eq!(list(&mut client, 2000), (0, 3, 5000));
     assert_eq!(list(&mut client, 9000), (0, -1, -1));
 }
+
+#[test]
+fn a_retried_idempotent_batch_is_written_once_and_answered_with_its_offset() {
+    let mut broker = Broker::start(2);
+    let mut client = broker.connect();
+    create_topic(&mut client, "idem", 1);
+    let init = |client: &mut Client| {
+        let response: InitProducerIdResponse =
+            client.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000));
+        assert_eq!(response.error_code, 0);
+        (response.producer_id.0, response.producer_epoch)
+    };
+    let (producer_id, epoch) = init(&mut client);
+    let batch = common::producer_batch(&["a", "b"], producer_id, epoch, 0);
+    assert_eq!(produce(&mut client, "idem", 0, batch.clone()), (0, 0));
+    assert_eq!(produce(&mut client, "idem", 0, batch.clone()), (0, 0), "the retry gets the original offset");
+    assert_eq!(fetch(&mut client, "idem", 0, 0, 0).high_watermark, 2, "and is not written again");
+    // A gap: OUT_OF_ORDER_SEQUENCE_NUMBER (45); an older epoch: INVALID_PRODUCER_EPOCH (47).
+    assert_eq!(produce(&mut client, "idem", 0, common::producer_batch(&["c"], producer_id, epoch, 5)).0, 45);
+    assert_eq!(produce(&mut client, "idem", 0, common::producer_batch(&["c"], producer_id, epoch - 1, 2)).0, 47);
+    assert_eq!(produce(&mut client, "idem", 0, common::producer_batch(&["c"], producer_id, epoch, 2)), (0, 2));
+    // After a crash the broker still knows the producer's last batches.
+    drop(client);
+    broker.kill_and_start();
+    let mut client = broker.connect();
+    let retried = common::producer_batch(&["c"], producer_id, epoch, 2);
+    assert_eq!(produce(&mut client, "idem", 0, retried), (0, 2));
+    assert_eq!(fetch(&mut client, "idem", 0, 0, 0).high_watermark, 3);
+    let (next_id, _) = init(&mut client);
+    assert!(next_id > producer_id, "producer ids are never handed out twice");
+}

@@ -64,9 +64,17 @@ pub type TopicResult = Result<Arc<TopicMeta>, TopicError>;
 pub enum ControllerRequest {
     CreateTopics { topics: Vec<NewTopic>, validate_only: bool, reply: Reply<Vec<TopicResult>> },
     DeleteTopics { topics: Vec<TopicRef>, reply: Reply<Vec<TopicResult>> },
+    /// A producer id never handed out before (InitProducerId).
+    AllocateProducerId { reply: Reply<Result<i64, TopicError>> },
 }
 
+/// Producer ids persisted per metadata write.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
 pub struct Controller {
+    /// The next producer id to hand out, inside the persisted block; None until the first
+    /// allocation after a start.
+    next_producer_id: Option<i64>,
     shard: Rc<ShardState>,
     image: Arc<MetadataImage>,
     path: PathBuf,
@@ -83,7 +91,7 @@ impl Controller {
             }
             None => MetadataImage::default(),
         };
-        Ok(Self { shard, image: Arc::new(image), path })
+        Ok(Self { next_producer_id: None, shard, image: Arc::new(image), path })
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -132,8 +140,28 @@ impl Controller {
                 ControllerRequest::DeleteTopics { topics, reply } => {
                     reply.send(self.delete_topics(topics).await);
                 }
+                ControllerRequest::AllocateProducerId { reply } => {
+                    reply.send(self.allocate_producer_id().await);
+                }
             }
         }
+    }
+
+    /// The next producer id, persisting a new block of ids first when the current one is used
+    /// up (ids of a block not handed out before a restart are skipped, never reused).
+    async fn allocate_producer_id(&mut self) -> Result<i64, TopicError> {
+        if self.next_producer_id.is_none_or(|id| id >= self.image.producer_id_block_end()) {
+            let start = self.image.producer_id_block_end();
+            let next = self.image.with_producer_id_block_end(start + PRODUCER_ID_BLOCK);
+            fs::write_atomic(&self.path, Bytes::from(next.to_toml()))
+                .await
+                .map_err(|e| TopicError::new(ResponseError::CoordinatorNotAvailable, e.to_string()))?;
+            self.image = Arc::new(next);
+            self.next_producer_id = Some(start);
+        }
+        let id = self.next_producer_id.expect("set above");
+        self.next_producer_id = Some(id + 1);
+        Ok(id)
     }
 
     async fn create_topics(&mut self, topics: Vec<NewTopic>, validate_only: bool) -> Vec<TopicResult> {

@@ -25,10 +25,15 @@ pub struct TopicMeta {
 pub struct MetadataImage {
     topics: BTreeMap<String, Arc<TopicMeta>>,
     by_id: HashMap<Uuid, String>,
+    /// Producer ids below this may have been handed out; the controller hands out ids from a
+    /// block it has persisted, so an id is never given twice, across restarts too.
+    producer_id_block_end: i64,
 }
 
 #[derive(Serialize, Deserialize)]
 struct StoredImage {
+    #[serde(default)]
+    producer_id_block_end: i64,
     #[serde(default)]
     topics: Vec<TopicMeta>,
 }
@@ -63,14 +68,29 @@ impl MetadataImage {
         next
     }
 
+    pub fn producer_id_block_end(&self) -> i64 {
+        self.producer_id_block_end
+    }
+
+    /// A new image whose producer id block ends at `end`.
+    pub fn with_producer_id_block_end(&self, end: i64) -> Self {
+        let mut next = self.clone();
+        next.producer_id_block_end = end;
+        next
+    }
+
     pub fn to_toml(&self) -> String {
-        let stored = StoredImage { topics: self.topics.values().map(|t| (**t).clone()).collect() };
+        let stored = StoredImage {
+            producer_id_block_end: self.producer_id_block_end,
+            topics: self.topics.values().map(|t| (**t).clone()).collect(),
+        };
         toml::to_string(&stored).expect("metadata serializes")
     }
 
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         let stored: StoredImage = toml::from_str(text)?;
-        Ok(stored.topics.into_iter().fold(Self::default(), |image, topic| image.with_topic(topic)))
+        let image = stored.topics.into_iter().fold(Self::default(), |image, topic| image.with_topic(topic));
+        Ok(image.with_producer_id_block_end(stored.producer_id_block_end))
     }
 }
 

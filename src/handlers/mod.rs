@@ -7,9 +7,11 @@ mod create_topics;
 mod delete_groups;
 mod delete_topics;
 mod describe_groups;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod join;
 mod join_group;
 mod leave_group;
@@ -151,6 +153,14 @@ pub async fn dispatch(
         }
         ApiKey::DeleteGroups => {
             let response = delete_groups::handle(&shard, decode!(m::DeleteGroupsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::InitProducerId => {
+            let response = init_producer_id::handle(&shard, decode!(m::InitProducerIdRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DescribeProducers => {
+            let response = describe_producers::handle(&shard, decode!(m::DescribeProducersRequest), version).await;
             encode(api_key, version, correlation_id, &response).map(Some)
         }
         _ => Err(RequestError::UnsupportedVersion { api_key, version }),

@@ -16,6 +16,8 @@ pub enum LogError {
     OffsetOutOfRange { offset: i64, offsets: LogOffsets },
     #[error("stored batch does not decode: {0}")]
     Decode(String),
+    #[error(transparent)]
+    Sequence(#[from] super::producer_state::SequenceError),
     #[error("stored batch at offset {offset} fails its CRC check: {reason}")]
     Corrupt { offset: i64, reason: String },
 }

@@ -18,7 +18,7 @@ use strand_shards::task::sleep;
 use tracing::{debug, error};
 
 use super::partition_log::PendingBatch;
-use super::recovery::{create_active, mapped_indexes, ActiveFiles, CLEAN_SHUTDOWN_FILE};
+use super::recovery::{create_active, mapped_indexes, ActiveFiles, CLEAN_SHUTDOWN_FILE, PRODUCER_STATE_FILE};
 use super::{PartitionLog, Segment};
 
 /// What the writer tracks between rounds.
@@ -192,6 +192,7 @@ impl PartitionLog {
         let reader = writer.active.log.reader();
         self.state.borrow_mut().segments.push(Segment::new(base_offset, reader));
         self.compaction_due.set(true);
+        self.snapshot_producers(base_offset).await?;
         debug!(dir = %self.dir.display(), base_offset, "rolled segment");
         Ok(())
     }
@@ -218,6 +219,13 @@ impl PartitionLog {
         writer.active.log.close().await?;
         writer.active.offset_index.close().await?;
         writer.active.time_index.close().await?;
+        self.snapshot_producers(writer.written_offset).await?;
         fs::write_atomic(&self.dir.join(CLEAN_SHUTDOWN_FILE), Bytes::from_static(b"clean\n")).await
+    }
+
+    /// Writes the producer state as of `boundary`, an offset everything before which is durable.
+    async fn snapshot_producers(&self, boundary: i64) -> Result<(), IoError> {
+        let snapshot = self.state.borrow().producers.snapshot_before(boundary);
+        fs::write_atomic(&self.dir.join(PRODUCER_STATE_FILE), snapshot).await
     }
 }

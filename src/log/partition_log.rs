@@ -27,6 +27,8 @@ use super::batch_scan::{scan_batches, Scan};
 
 use super::recovery::recover;
 use super::catch_up_reads::CatchUpReads;
+use super::producer_state::{ProducerState, ProducerSummary, SequenceCheck, SequenceError};
+use super::recovery::rebuild_producer_state;
 use super::tail_cache::{PartitionTail, TailCache};
 use super::{LogError, Segment};
 use crate::protocol::record_batch::{assign_offsets, verify_batch, BatchError, BatchHeader, BATCH_HEADER_BYTES};
@@ -91,6 +93,7 @@ pub(super) struct LogState {
     pub pending: Vec<PendingBatch>,
     pub failure: Option<String>,
     pub closing: bool,
+    pub producers: ProducerState,
 }
 
 pub struct PartitionLog {
@@ -122,6 +125,7 @@ impl PartitionLog {
         let started = Instant::now();
         let recovered = recover(dir, &config).await?;
         let log_end_offset = recovered.segments.last().map_or(0, |s| s.next_offset);
+        let producers = rebuild_producer_state(dir, &recovered.segments, log_end_offset).await?;
         debug!(dir = %dir.display(), log_start_offset = recovered.log_start_offset, log_end_offset,
                clean = recovered.clean, elapsed_ms = started.elapsed().as_millis() as u64, "log recovered");
         let log = Rc::new(Self {
@@ -136,6 +140,7 @@ impl PartitionLog {
                 pending: Vec::new(),
                 failure: None,
                 closing: false,
+                producers,
             }),
             work: Event::new(),
             progress: Event::new(),
@@ -189,6 +194,25 @@ impl PartitionLog {
         if state.closing {
             return Err(LogError::Closing);
         }
+        // Idempotent producers: a retried batch is answered with its original offsets; gaps
+        // and fenced epochs are refused before anything is assigned.
+        let single = batches.len() == 1;
+        for (_, header) in batches {
+            match state.producers.check(header)? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate { first_offset, last_offset } if single => {
+                    let log_start_offset = state.log_start_offset;
+                    return Ok(AppendInfo { base_offset: first_offset, last_offset, log_start_offset });
+                }
+                SequenceCheck::Duplicate { .. } => {
+                    return Err(LogError::Sequence(SequenceError::OutOfOrder {
+                        producer_id: header.producer_id,
+                        got: header.base_sequence,
+                        expected_after: -1,
+                    }));
+                }
+            }
+        }
         let mut owned = records.to_vec();
         let base_offset = state.log_end_offset;
         let mut next = base_offset;
@@ -203,6 +227,7 @@ impl PartitionLog {
             let bytes = owned.slice(position..position + header.total_bytes());
             let header = BatchHeader { base_offset: next, ..header };
             next = header.next_offset();
+            state.producers.record(&header);
             state.pending.push(PendingBatch { header, bytes });
         }
         state.log_end_offset = next;
@@ -210,6 +235,11 @@ impl PartitionLog {
         drop(state);
         self.work.notify(1);
         Ok(AppendInfo { base_offset, last_offset: next - 1, log_start_offset })
+    }
+
+    /// The idempotent producers known to this partition.
+    pub fn producers(&self) -> Vec<ProducerSummary> {
+        self.state.borrow().producers.summaries()
     }
 
     /// Waits until `offset` is below the high watermark: written and, in strict mode, durable.

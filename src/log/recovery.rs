@@ -15,12 +15,15 @@ use std::path::Path;
 
 use bytes::Bytes;
 use strand_io::{fs, AppendFile, FileReader, IoError, MappedFile};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::batch_scan::{scan_batches, Scan};
 use super::index_bytes::IndexBytes;
 use super::segment::{index_path, log_path, parse_log_name, segment_paths, time_index_path};
-use super::{LogConfig, OffsetIndex, Segment, TimeIndex};
+use super::{LogConfig, OffsetIndex, ProducerState, Segment, TimeIndex};
+
+/// The idempotent producers' state as of a segment boundary (see `producer_state`).
+pub const PRODUCER_STATE_FILE: &str = "producer-state";
 
 /// Written by a clean close, removed on open.
 pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
@@ -46,8 +49,9 @@ pub async fn recover(dir: &Path, config: &LogConfig) -> Result<RecoveredLog, IoE
     let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = fs::read_whole(&clean_marker).await?.is_some();
     let listed = fs::list_dir(dir).await?;
-    // A compaction that did not finish leaves its copy behind; the original is whole.
-    for stray in listed.iter().filter(|p| p.extension().is_some_and(|e| e == "cleaned")) {
+    // A compaction that did not finish leaves its copy behind, an atomic replace its temporary
+    // file; the originals are whole.
+    for stray in listed.iter().filter(|p| p.extension().is_some_and(|e| e == "cleaned" || e == "tmp")) {
         fs::remove_file(stray).await?;
     }
     let mut bases: Vec<i64> = listed.iter().filter_map(|p| parse_log_name(p)).collect();
@@ -105,8 +109,11 @@ async fn recover_segment(
     let path = log_path(dir, base);
     let reader = FileReader::open(&path, config.io_mode).await?;
     let size = reader.size().await?;
-    let stored_offsets = fs::read_whole(&index_path(dir, base)).await?.unwrap_or_default();
-    let stored_times = fs::read_whole(&time_index_path(dir, base)).await?.unwrap_or_default();
+    let stored_offsets = fs::read_whole(&index_path(dir, base)).await?;
+    let stored_times = fs::read_whole(&time_index_path(dir, base)).await?;
+    // A missing index file (a crash mid-compaction, or deleted by hand) must be written again.
+    let files_present = stored_offsets.is_some() && stored_times.is_some();
+    let (stored_offsets, stored_times) = (stored_offsets.unwrap_or_default(), stored_times.unwrap_or_default());
     let mut offsets = OffsetIndex::valid_prefix(&stored_offsets, size);
     let mut disagrees = false;
     // The batch at the last entry must be where the entry says; otherwise rebuild from 0.
@@ -128,7 +135,7 @@ async fn recover_segment(
     } else {
         TimeIndex::valid_prefix(&stored_times, times_max)
     };
-    let files_exact = offsets.len() == stored_offsets.len() && times.len() == stored_times.len();
+    let files_exact = files_present && offsets.len() == stored_offsets.len() && times.len() == stored_times.len();
     let mut segment = Segment::with_indexes(
         base,
         reader.clone(),
@@ -150,8 +157,19 @@ async fn recover_segment(
     .await?;
     let damaged = end.damage.is_some() || out_of_order || end.valid_end < size;
     if damaged && verify {
-        warn!(path = %path.display(), valid_bytes = segment.size, file_bytes = size, damage = ?end.damage,
-              "log ends early: truncating");
+        // O_DIRECT writes whole pages: after a crash the active segment ends in zero padding up
+        // to a page boundary, which is no damage.
+        let tail = size - end.valid_end;
+        let padding_only = is_last && !out_of_order && tail < strand_io::PAGE_BYTES && {
+            let rest = reader.read_at(end.valid_end, usize::try_from(tail).expect("under a page")).await?;
+            rest.iter().all(|b| *b == 0)
+        };
+        if padding_only {
+            debug!(path = %path.display(), valid_bytes = segment.size, "cutting the zero padding after the last batch");
+        } else {
+            warn!(path = %path.display(), valid_bytes = segment.size, file_bytes = size, damage = ?end.damage,
+                  "log ends early: truncating");
+        }
     }
     Ok((segment, damaged, files_exact))
 }
@@ -215,4 +233,29 @@ pub async fn create_active(dir: &Path, base: i64, config: &LogConfig) -> Result<
     let time_index = AppendFile::create(&time_index_path(dir, base), strand_config::IoMode::Buffered, 0).await?;
     fs::sync_dir(dir).await?;
     Ok(ActiveFiles { log, offset_index, time_index })
+}
+
+/// Loads the producer state snapshot and replays the batch headers after it; without a usable
+/// snapshot, replays the whole log.
+pub async fn rebuild_producer_state(dir: &Path, segments: &[Segment], log_end_offset: i64) -> Result<ProducerState, IoError> {
+    let snapshot = fs::read_whole(&dir.join(PRODUCER_STATE_FILE)).await?.and_then(|b| ProducerState::from_snapshot(&b));
+    let (boundary, mut state) = match snapshot {
+        Some((boundary, state)) if boundary <= log_end_offset => (boundary, state),
+        Some(_) => {
+            warn!(dir = %dir.display(), "producer state snapshot is past the log end: rebuilding it from the log");
+            (i64::MIN, ProducerState::default())
+        }
+        None => (i64::MIN, ProducerState::default()),
+    };
+    for segment in segments.iter().filter(|s| s.next_offset > boundary) {
+        let start = if boundary > segment.base_offset { segment.position_for(boundary) } else { 0 };
+        scan_batches(&segment.reader, start, segment.size, false, |header, _, _| {
+            if header.base_offset >= boundary {
+                state.record(header);
+            }
+            Scan::Continue
+        })
+        .await?;
+    }
+    Ok(state)
 }

@@ -3,7 +3,7 @@
 use kafka_protocol::error::ResponseError;
 
 use crate::group::WriteError;
-use crate::log::LogError;
+use crate::log::{LogError, SequenceError};
 use crate::partition::PartitionError;
 use crate::protocol::record_batch::BatchError;
 
@@ -27,6 +27,8 @@ fn log_error_code(error: &LogError) -> ResponseError {
         LogError::Closing => ResponseError::NotLeaderOrFollower,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Decode(_) => ResponseError::CorruptMessage,
+        LogError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
+        LogError::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
     }
 }
 

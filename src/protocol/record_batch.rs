@@ -42,6 +42,8 @@ pub struct BatchHeader {
     pub base_timestamp: i64,
     pub max_timestamp: i64,
     pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
     pub records_count: i32,
 }
 
@@ -62,8 +64,8 @@ impl BatchHeader {
         let base_timestamp = b.get_i64();
         let max_timestamp = b.get_i64();
         let producer_id = b.get_i64();
-        let _producer_epoch = b.get_i16();
-        let _base_sequence = b.get_i32();
+        let producer_epoch = b.get_i16();
+        let base_sequence = b.get_i32();
         let records_count = b.get_i32();
         let header = Self {
             base_offset,
@@ -75,6 +77,8 @@ impl BatchHeader {
             base_timestamp,
             max_timestamp,
             producer_id,
+            producer_epoch,
+            base_sequence,
             records_count,
         };
         if magic != MAGIC_V2 {
@@ -98,6 +102,20 @@ impl BatchHeader {
     /// The offset after this batch.
     pub fn next_offset(&self) -> i64 {
         self.last_offset() + 1
+    }
+
+    /// The sequence of the batch's last record (sequences wrap at i32::MAX).
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return self.base_sequence;
+        }
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        i32::try_from(last % (i64::from(i32::MAX) + 1)).expect("reduced below i32::MAX")
+    }
+
+    /// True for a batch of an idempotent or transactional producer.
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
     }
 
     /// Compression codec bits of the attributes.

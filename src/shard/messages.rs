@@ -8,7 +8,7 @@ use strand_shards::Reply;
 
 use crate::cluster::{ControllerRequest, MetadataImage};
 use crate::group::{GroupRequest, GroupResponse};
-use crate::log::{AppendInfo, LogRead};
+use crate::log::{AppendInfo, LogRead, ProducerSummary};
 use crate::partition::{ListedOffset, PartitionError};
 
 pub enum ShardRequest {
@@ -36,6 +36,8 @@ pub enum ShardRequest {
         timestamp: i64,
         reply: Reply<Result<ListedOffset, PartitionError>>,
     },
+    /// The idempotent producers a partition knows.
+    DescribeProducers { topic: String, partition: i32, reply: Reply<Result<Vec<ProducerSummary>, PartitionError>> },
     /// Adopt a new metadata image: open partitions newly placed here, drop deleted ones.
     ApplyMetadata { image: Arc<MetadataImage>, reply: Reply<()> },
     /// For shard 0: a request to the controller.

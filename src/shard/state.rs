@@ -178,6 +178,9 @@ impl ShardState {
                 };
                 reply.send(result);
             }
+            ShardRequest::DescribeProducers { topic, partition, reply } => {
+                reply.send(self.local_partition(&topic, partition).map(|p| p.log.producers()));
+            }
             ShardRequest::ApplyMetadata { image, reply } => {
                 self.apply_metadata(image).await;
                 self.ready.set(true);

@@ -86,6 +86,21 @@ impl Broker {
         }
     }
 
+    /// SIGKILL, then start again on the same port and data.
+    pub fn kill_and_start(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The kernel tears a killed process's io_uring down asynchronously, and its listening
+        // sockets with it: wait until nothing answers on the port before starting again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "the killed broker's port still accepts");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn();
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -206,4 +221,32 @@ pub fn records(mut set: Bytes) -> Vec<(i64, String)> {
         }
     }
     out
+}
+
+/// A batch of `values` from idempotent producer `producer_id` at `epoch`, first sequence
+/// `base_sequence`.
+pub fn producer_batch(values: &[&str], producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::try_from(i).unwrap(),
+            sequence: base_sequence + i32::try_from(i).unwrap(),
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
+    buf.freeze()
 }
