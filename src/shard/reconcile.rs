@@ -13,6 +13,9 @@ use super::ShardState;
 use crate::cluster::{MetadataImage, GROUP_METADATA_TOPIC_NAME};
 use crate::partition::Partition;
 
+/// How often a shard opening many partitions logs its progress.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl ShardState {
     pub(super) async fn apply_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) {
         let previous = std::mem::replace(&mut *self.image_slot().borrow_mut(), Arc::clone(&image));
@@ -38,6 +41,14 @@ impl ShardState {
             }
             info!(shard = %self.id, topic = %partition.topic, partition = partition.index, "partition deleted");
         }
+        // Partitions placed here that are not open yet: at start, every one is recovered.
+        let to_open: usize = image
+            .topics()
+            .map(|t| (0..t.partitions).filter(|&i| self.owner(&t.name, i) == self.id && self.partition(&t.name, i).is_none()).count())
+            .sum();
+        let started = std::time::Instant::now();
+        let mut opened = 0usize;
+        let mut last_report = started;
         for topic in image.topics() {
             let config = match TopicConfig::resolve(&self.config, &topic.configs) {
                 Ok(config) => config,
@@ -63,7 +74,16 @@ impl ShardState {
                         error!(topic = %topic.name, partition = index, error = %e, "opening partition failed");
                     }
                 }
+                opened += 1;
+                if last_report.elapsed() >= PROGRESS_INTERVAL {
+                    info!(shard = %self.id, recovered = opened, total = to_open, "recovering partitions");
+                    last_report = std::time::Instant::now();
+                }
             }
+        }
+        if to_open > 1 {
+            info!(shard = %self.id, recovered = opened, total = to_open,
+                  elapsed_ms = started.elapsed().as_millis() as u64, "partitions recovered");
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use event_listener::Event;
 use futures_lite::future;
 use strand_config::BrokerConfig;
-use strand_shards::task::sleep;
+use strand_shards::task::{sleep, spawn_local};
 use strand_shards::{Mesh, Reply, ShardId, ShardsError};
 use tracing::warn;
 
@@ -101,11 +101,18 @@ impl ShardState {
 
     /// Sends a new metadata image to every shard (this one included) and waits until all have
     /// applied it.
+    /// The shards apply it at the same time (at start, each recovers its partitions in
+    /// parallel with the others).
     pub async fn broadcast_metadata(self: &Rc<Self>, image: Arc<MetadataImage>) -> Result<(), ShardsError> {
-        for index in 0..self.shard_count {
-            let to = ShardId(u16::try_from(index).expect("shard count fits u16"));
-            let image = Arc::clone(&image);
-            self.call(to, |reply| ShardRequest::ApplyMetadata { image, reply }).await?;
+        let applying: Vec<_> = (0..self.shard_count)
+            .map(|index| {
+                let to = ShardId(u16::try_from(index).expect("shard count fits u16"));
+                let (shard, image) = (Rc::clone(self), Arc::clone(&image));
+                spawn_local(async move { shard.call(to, |reply| ShardRequest::ApplyMetadata { image, reply }).await })
+            })
+            .collect();
+        for applied in applying {
+            applied.await?;
         }
         Ok(())
     }
