@@ -231,4 +231,13 @@ fn a_retried_idempotent_batch_is_written_once_and_answered_with_its_offset() {
     assert_eq!(fetch(&mut client, "idem", 0, 0, 0).high_watermark, 3);
     let (next_id, _) = init(&mut client);
     assert!(next_id > producer_id, "producer ids are never handed out twice");
+    // DescribeProducers shows the producer with its last sequence.
+    let request = DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default()
+        .with_name(topic_name("idem"))
+        .with_partition_indexes(vec![0])]);
+    let response: DescribeProducersResponse = client.call(ApiKey::DescribeProducers, 0, &request);
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    let producers: Vec<(i64, i32)> = partition.active_producers.iter().map(|p| (p.producer_id.0, p.last_sequence)).collect();
+    assert_eq!(producers, vec![(producer_id, 2)]);
 }
