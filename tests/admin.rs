@@ -174,7 +174,7 @@ fn record_and_cluster_apis_answer_at_every_advertised_version() {
         let response: DescribeClusterResponse = client.call(ApiKey::DescribeCluster, version, &request);
         assert_eq!(response.error_code, 0, "DescribeCluster v{version}");
         assert_eq!(response.brokers.len(), 1);
-        assert_eq!(i32::from(response.brokers[0].port), i32::from(broker.port));
+        assert_eq!(response.brokers[0].port, i32::from(broker.port));
         assert_eq!(response.controller_id, response.brokers[0].broker_id);
         assert_eq!(response.cluster_id.as_str(), "strand-single-node");
         let operations = response.cluster_authorized_operations;
