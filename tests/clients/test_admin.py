@@ -188,6 +188,11 @@ def test_describe_configs_of_another_broker_id_is_an_invalid_request(broker):
 # ---------------------------------------------------------------------------
 
 
+# confluent-kafka deprecates the legacy AlterConfigs; these tests use it on purpose.
+legacy_alter_configs = pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")
+
+
+@legacy_alter_configs
 def test_alter_configs_replaces_every_override(broker, admin):
     topic = unique_topic("alter")
     new = NewTopic(topic, num_partitions=1, replication_factor=1,
@@ -228,6 +233,7 @@ def test_incremental_alter_configs_set_append_subtract_delete_survive_a_restart(
     assert configs["segment.ms"].is_default
 
 
+@legacy_alter_configs
 def test_bad_config_changes_are_invalid_config_and_change_nothing(broker, admin):
     topic = unique_topic("badcfg")
     create_topic(broker.bootstrap, topic, 1)
