@@ -1,9 +1,10 @@
 //! The broker's own settings, read once at start.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::{CleanupPolicy, ConfigError, IoMode, Props};
+use crate::{BrokerSettings, CleanupPolicy, ConfigError, IoMode, Props};
 
 /// The embedded defaults: every key strand knows, with its default value and a comment.
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
@@ -76,16 +77,22 @@ pub struct BrokerConfig {
     pub offset_metadata_max_bytes: i32,
     pub offsets_retention_minutes: i32,
     pub offsets_retention_check_interval_ms: i64,
+    /// Every setting as given, with its origin, for DescribeConfigs.
+    pub settings: BrokerSettings,
 }
 
 impl BrokerConfig {
     /// The defaults, then `file` (TOML text, may be empty), then `overrides` (command line and
     /// environment, already as dotted keys).
     pub fn load(file: &str, overrides: Props) -> Result<Self, ConfigError> {
-        let mut props = Self::default_props();
-        props.overlay(Props::from_toml(file)?)?;
+        let defaults = Self::default_props();
+        let file = Props::from_toml(file)?;
+        let explicit: BTreeSet<String> = file.keys().chain(overrides.keys()).map(str::to_owned).collect();
+        let mut props = defaults.clone();
+        props.overlay(file)?;
         props.overlay(overrides)?;
-        Self::from_props(props)
+        let settings = BrokerSettings::new(props.clone(), defaults, explicit);
+        Self::from_props(props, settings)
     }
 
     /// Reads a TOML file from disk and loads it as [`BrokerConfig::load`] does.
@@ -99,7 +106,7 @@ impl BrokerConfig {
         Props::from_toml(DEFAULT_TOML).expect("the embedded default config is valid TOML")
     }
 
-    fn from_props(mut p: Props) -> Result<Self, ConfigError> {
+    fn from_props(mut p: Props, settings: BrokerSettings) -> Result<Self, ConfigError> {
         let listen_text = p.take_string("listeners")?;
         let listen = HostPort::parse("listeners", &listen_text)?;
         let listeners: SocketAddr = strip_listener_scheme(&listen_text)
@@ -152,6 +159,7 @@ impl BrokerConfig {
             offset_metadata_max_bytes: to_i32(p.take_int("offset.metadata.max.bytes", 0, max_i32)?),
             offsets_retention_minutes: to_i32(p.take_int("offsets.retention.minutes", 1, max_i32)?),
             offsets_retention_check_interval_ms: p.take_int("offsets.retention.check.interval.ms", 1, i64::MAX)?,
+            settings,
         };
         if config.log_dirs.as_os_str().is_empty() {
             return Err(ConfigError::invalid("log.dirs", "must not be empty"));

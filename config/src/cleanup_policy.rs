@@ -14,6 +14,9 @@ impl FromStr for CleanupPolicy {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err("must be delete, compact or both".to_owned());
+        }
         let mut policy = Self { delete: false, compact: false };
         for part in s.split(',').map(str::trim) {
             match part {
@@ -46,5 +49,6 @@ mod tests {
         assert!(both.delete && both.compact);
         assert_eq!(both.to_string(), "compact,delete");
         assert!("shred".parse::<CleanupPolicy>().is_err());
+        assert_eq!("".parse::<CleanupPolicy>(), Err("must be delete, compact or both".to_owned()));
     }
 }

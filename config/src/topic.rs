@@ -1,4 +1,5 @@
-//! Per-topic settings: broker defaults plus the overrides given at CreateTopics.
+//! Per-topic settings: broker defaults plus the topic's overrides (given at CreateTopics, changed
+//! by AlterConfigs and IncrementalAlterConfigs).
 
 use std::collections::BTreeMap;
 
@@ -19,8 +20,9 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
     ("segment.ms", "log.roll.ms"),
 ];
 
-/// The effective configuration of one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The effective configuration of one topic. Copy, so a partition can hold it in a `Cell`
+/// and swap it when the topic's configs change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicConfig {
     pub cleanup_policy: CleanupPolicy,
     pub delete_retention_ms: i64,

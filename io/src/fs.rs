@@ -108,6 +108,26 @@ pub async fn read_whole(path: &Path) -> Result<Option<Bytes>> {
     Ok(Some(reader.read_at(0, size).await?))
 }
 
+/// The size of the filesystem holding `path` and the bytes an unprivileged user can still
+/// write to it, as Java's FileStore.getTotalSpace and getUsableSpace report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilesystemSpace {
+    pub total_bytes: u64,
+    pub usable_bytes: u64,
+}
+
+/// statvfs of the filesystem holding `path`.
+pub async fn filesystem_space(path: &Path) -> Result<FilesystemSpace> {
+    let owned = path.to_owned();
+    let stat = blocking(move || rustix::fs::statvfs(&owned))
+        .await
+        .map_err(|e| IoError::os("statvfs", path, std::io::Error::from(e)))?;
+    Ok(FilesystemSpace {
+        total_bytes: stat.f_blocks.saturating_mul(stat.f_frsize),
+        usable_bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
+    })
+}
+
 /// Runs a blocking syscall on glommio's blocking pool.
 pub(crate) async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     glommio::executor().spawn_blocking(f).await
@@ -130,4 +150,25 @@ pub async fn probe_device(dir: &Path, shard_name: &str) -> Result<()> {
     drop(reader);
     let owned = path.clone();
     blocking(move || std::fs::remove_file(&owned)).await.map_err(|e| IoError::os("remove probe", &path, e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // inside executor closures, which clippy does not see as tests
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directorys_filesystem_has_usable_space_within_its_total() {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .spawn(|| async {
+                let dir = tempfile::tempdir().unwrap();
+                let space = filesystem_space(dir.path()).await.unwrap();
+                assert!(space.total_bytes > 0 && space.usable_bytes <= space.total_bytes, "{space:?}");
+                assert!(filesystem_space(&dir.path().join("missing")).await.is_err());
+            })
+            .expect("executor")
+            .join()
+            .expect("join");
+    }
 }

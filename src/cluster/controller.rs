@@ -2,7 +2,9 @@
 //!
 //! Requests are handled one at a time: validate, make the next image, persist it to
 //! `cluster-metadata.toml` (atomic replace), then publish it to every shard and wait until all
-//! have applied it, so a CreateTopics answer means the partitions are open and writable.
+//! have applied it, so a CreateTopics answer means the partitions are open and writable. Topic
+//! creation and deletion are here; growing topics is in `new_partitions`, changing their
+//! configs in `topic_config_change`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,7 +19,10 @@ use strand_shards::Reply;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::{invalid_topic_name, is_internal_topic, MetadataImage, TopicMeta, GROUP_METADATA_TOPIC_NAME};
+use super::{
+    invalid_topic_name, is_internal_topic, MetadataImage, NewPartitions, TopicConfigChange, TopicMeta,
+    GROUP_METADATA_TOPIC_NAME,
+};
 use crate::shard::ShardState;
 
 const METADATA_FILE: &str = "cluster-metadata.toml";
@@ -53,19 +58,26 @@ pub struct TopicError {
     pub message: String,
 }
 
+pub type TopicResult = Result<Arc<TopicMeta>, TopicError>;
+
 impl TopicError {
-    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: ResponseError, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
-}
 
-pub type TopicResult = Result<Arc<TopicMeta>, TopicError>;
+    /// `results` with every success replaced by this error (the change was not made).
+    pub(super) fn fail_all(&self, results: Vec<TopicResult>) -> Vec<TopicResult> {
+        results.into_iter().map(|r| r.and(Err(self.clone()))).collect()
+    }
+}
 
 pub enum ControllerRequest {
     CreateTopics { topics: Vec<NewTopic>, validate_only: bool, reply: Reply<Vec<TopicResult>> },
     DeleteTopics { topics: Vec<TopicRef>, reply: Reply<Vec<TopicResult>> },
     /// A producer id never handed out before (InitProducerId).
     AllocateProducerId { reply: Reply<Result<i64, TopicError>> },
+    CreatePartitions { topics: Vec<NewPartitions>, validate_only: bool, reply: Reply<Vec<TopicResult>> },
+    AlterTopicConfigs { changes: Vec<TopicConfigChange>, validate_only: bool, reply: Reply<Vec<TopicResult>> },
 }
 
 /// Producer ids persisted per metadata write.
@@ -75,8 +87,8 @@ pub struct Controller {
     /// The next producer id to hand out, inside the persisted block; None until the first
     /// allocation after a start.
     next_producer_id: Option<i64>,
-    shard: Rc<ShardState>,
-    image: Arc<MetadataImage>,
+    pub(super) shard: Rc<ShardState>,
+    pub(super) image: Arc<MetadataImage>,
     path: PathBuf,
 }
 
@@ -143,6 +155,12 @@ impl Controller {
                 ControllerRequest::AllocateProducerId { reply } => {
                     reply.send(self.allocate_producer_id().await);
                 }
+                ControllerRequest::CreatePartitions { topics, validate_only, reply } => {
+                    reply.send(self.create_partitions(topics, validate_only).await);
+                }
+                ControllerRequest::AlterTopicConfigs { changes, validate_only, reply } => {
+                    reply.send(self.alter_topic_configs(changes, validate_only).await);
+                }
             }
         }
     }
@@ -176,10 +194,8 @@ impl Controller {
         }
         let created = results.iter().any(Result::is_ok);
         if !validate_only && created {
-            if let Err(e) = self.publish(next).await {
-                error!(error = %e, "persisting cluster metadata failed");
-                let failure = TopicError::new(ResponseError::KafkaStorageError, e.to_string());
-                return results.into_iter().map(|r| r.and(Err(failure.clone()))).collect();
+            if let Some(failure) = self.publish_or_fail(next).await {
+                return failure.fail_all(results);
             }
             for meta in results.iter().flatten() {
                 info!(topic = %meta.name, partitions = meta.partitions, topic_id = %meta.id, "topic created");
@@ -244,16 +260,21 @@ impl Controller {
             results.push(result);
         }
         if results.iter().any(Result::is_ok) {
-            if let Err(e) = self.publish(next).await {
-                error!(error = %e, "persisting cluster metadata failed");
-                let failure = TopicError::new(ResponseError::KafkaStorageError, e.to_string());
-                return results.into_iter().map(|r| r.and(Err(failure.clone()))).collect();
+            if let Some(failure) = self.publish_or_fail(next).await {
+                return failure.fail_all(results);
             }
             for meta in results.iter().flatten() {
                 info!(topic = %meta.name, topic_id = %meta.id, "topic deleted");
             }
         }
         results
+    }
+
+    /// Publishes `next`; if that fails, the error every topic of the request answers.
+    pub(super) async fn publish_or_fail(&mut self, next: MetadataImage) -> Option<TopicError> {
+        let e = self.publish(next).await.err()?;
+        error!(error = %e, "persisting cluster metadata failed");
+        Some(TopicError::new(ResponseError::KafkaStorageError, e.to_string()))
     }
 
     /// Persists `next`, then has every shard apply it.

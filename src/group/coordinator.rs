@@ -222,7 +222,7 @@ impl GroupCoordinator {
 /// Appends each write as its own record batch, all in one produce (one durable wait), and
 /// returns each write's outcome. A write whose batch is over max.message.bytes fails alone.
 async fn append<'a>(partition: &Partition, writes: impl Iterator<Item = &'a [super::manager::Record]>, now_ms: i64) -> Vec<Result<(), WriteError>> {
-    let max = usize::try_from(partition.config.max_message_bytes).unwrap_or(0);
+    let max = usize::try_from(partition.config().max_message_bytes).unwrap_or(0);
     let mut buf = BytesMut::new();
     let mut results = Vec::new();
     for records in writes {

@@ -21,7 +21,7 @@ pub const CLUSTER_ID: &str = "strand-single-node";
 /// Kafka's ACL operation codes. strand has no authorizer, so, as Kafka without one, it reports
 /// every operation a resource type supports when a client asks (Metadata v8+).
 const TOPIC_OPERATIONS: &[u8] = &[3, 4, 5, 6, 7, 8, 10, 11];
-const CLUSTER_OPERATIONS: &[u8] = &[5, 7, 8, 9, 10, 11, 12];
+pub(super) const CLUSTER_OPERATIONS: &[u8] = &[5, 7, 8, 9, 10, 11, 12];
 
 pub(super) fn bit_field(operations: &[u8]) -> i32 {
     operations.iter().fold(0, |bits, op| bits | 1 << op)

@@ -1,14 +1,22 @@
 //! One handler per Kafka API. [`dispatch`] decodes a request body at its version, runs the
 //! handler on the shard that read the request, and encodes the response frame.
 
+mod alter_configs;
 mod api_versions;
+mod config_resource;
 mod coordinator_route;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod describe_groups;
 mod describe_producers;
+mod describe_log_dirs;
 mod fetch;
+mod incremental_alter_configs;
 mod find_coordinator;
 mod heartbeat;
 mod init_producer_id;
@@ -30,7 +38,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
 
-use crate::protocol::{encode_response, supported_range};
+use crate::protocol::{codec_version, encode_response, supported_range};
 use crate::shard::ShardState;
 
 /// Why a request closes its connection instead of getting a response.
@@ -63,16 +71,18 @@ pub async fn dispatch(
     mut body: Bytes,
     client_host: Rc<str>,
 ) -> Result<Option<Bytes>, RequestError> {
-    let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     if api_key == ApiKey::ApiVersions {
+        let version = header.request_api_version;
         let (response, version) = api_versions::handle(version);
         return encode(api_key, version, correlation_id, &response).map(Some);
     }
     match supported_range(api_key) {
-        Some((min, max)) if (min..=max).contains(&version) => {}
-        _ => return Err(RequestError::UnsupportedVersion { api_key, version }),
+        Some((min, max)) if (min..=max).contains(&header.request_api_version) => {}
+        _ => return Err(RequestError::UnsupportedVersion { api_key, version: header.request_api_version }),
     }
+    // From here on, the version whose codec reads the body and writes the response.
+    let version = codec_version(api_key, header.request_api_version);
     macro_rules! decode {
         ($ty:ty) => {
             <$ty>::decode(&mut body, version).map_err(|source| RequestError::Decode { api_key, version, source })?
@@ -161,6 +171,35 @@ pub async fn dispatch(
         }
         ApiKey::DescribeProducers => {
             let response = describe_producers::handle(&shard, decode!(m::DescribeProducersRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::CreatePartitions => {
+            let response = create_partitions::handle(&shard, decode!(m::CreatePartitionsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DescribeConfigs => {
+            let response = describe_configs::handle(&shard, decode!(m::DescribeConfigsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::AlterConfigs => {
+            let response = alter_configs::handle(&shard, decode!(m::AlterConfigsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let request = decode!(m::IncrementalAlterConfigsRequest);
+            let response = incremental_alter_configs::handle(&shard, request, version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DeleteRecords => {
+            let response = delete_records::handle(&shard, decode!(m::DeleteRecordsRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DescribeCluster => {
+            let response = describe_cluster::handle(&shard, decode!(m::DescribeClusterRequest), version).await;
+            encode(api_key, version, correlation_id, &response).map(Some)
+        }
+        ApiKey::DescribeLogDirs => {
+            let response = describe_log_dirs::handle(&shard, decode!(m::DescribeLogDirsRequest), version).await;
             encode(api_key, version, correlation_id, &response).map(Some)
         }
         _ => Err(RequestError::UnsupportedVersion { api_key, version }),

@@ -81,15 +81,15 @@ impl PartitionLog {
         let base = old.base_offset;
         let dir = &self.dir;
         let cleaned = dir.join(format!("{}.cleaned", log_path(dir, base).file_name().and_then(|n| n.to_str()).unwrap_or_default()));
-        let mut file = AppendFile::create(&cleaned, self.config.io_mode, 0).await?;
+        let mut file = AppendFile::create(&cleaned, self.config.get().io_mode, 0).await?;
         file.append(&batches).await?;
         file.close().await?;
-        let reader = FileReader::open(&cleaned, self.config.io_mode).await?;
+        let reader = FileReader::open(&cleaned, self.config.get().io_mode).await?;
         let mut segment = Segment::new(base, reader);
         let mut position = 0;
         for batch in &batches {
             let header = BatchHeader::parse(batch).map_err(|e| LogError::Decode(e.to_string()))?;
-            segment.on_batch(&header, position, self.config.index_interval_bytes);
+            segment.on_batch(&header, position, self.config.get().index_interval_bytes);
             position += batch.len() as u64;
         }
         segment.on_seal();
@@ -101,7 +101,7 @@ impl PartitionLog {
         fs::write_atomic(&time_index_path(dir, base), Bytes::copy_from_slice(segment.time_index.encoded_from(0))).await?;
         let (offset_index, time_index) = mapped_indexes(dir, base).await?;
         segment.adopt_indexes(offset_index, time_index);
-        segment.reader = FileReader::open(&log_path(dir, base), self.config.io_mode).await?;
+        segment.reader = FileReader::open(&log_path(dir, base), self.config.get().io_mode).await?;
         let mut state = self.state.borrow_mut();
         // Retention or DeleteRecords may have removed the segment meanwhile.
         let sealed_count = state.segments.len() - 1;

@@ -51,11 +51,11 @@ impl PartitionLog {
         loop {
             if let Some(batches) = self.take_pending() {
                 self.write_batches(writer, batches).await?;
-                if self.config.strict() {
+                if self.config.get().strict() {
                     self.sync(writer).await?;
                 } else {
                     self.publish(writer.written_offset);
-                    if writer.unflushed_messages >= self.config.flush_messages {
+                    if writer.unflushed_messages >= self.config.get().flush_messages {
                         self.sync(writer).await?;
                     }
                 }
@@ -74,7 +74,7 @@ impl PartitionLog {
             }
             match writer.unflushed_since {
                 Some(since) => {
-                    let due = since + self.config.flush_interval();
+                    let due = since + self.config.get().flush_interval();
                     let timer = async {
                         sleep(due.saturating_duration_since(Instant::now())).await;
                     };
@@ -101,7 +101,7 @@ impl PartitionLog {
         for batch in batches {
             let size = batch.bytes.len() as u64;
             let used = writer.active.log.len() + group_bytes;
-            if used > 0 && (used + size > self.config.segment_bytes || self.active_segment_expired()) {
+            if used > 0 && (used + size > self.config.get().segment_bytes || self.active_segment_expired()) {
                 self.write_group(writer, std::mem::take(&mut group)).await?;
                 group_bytes = 0;
                 self.roll(writer, batch.header.base_offset).await?;
@@ -115,7 +115,7 @@ impl PartitionLog {
     fn active_segment_expired(&self) -> bool {
         let state = self.state.borrow();
         let active = state.segments.last().expect("a log has an active segment");
-        active.first_append.is_some_and(|t| t.elapsed().as_millis() >= u128::from(self.config.segment_ms))
+        active.first_append.is_some_and(|t| t.elapsed().as_millis() >= u128::from(self.config.get().segment_ms))
     }
 
     /// Writes one group to the active segment and records it in the segment (not yet visible:
@@ -127,7 +127,7 @@ impl PartitionLog {
         let chunks: Vec<Bytes> = group.iter().map(|b| b.bytes.clone()).collect();
         writer.active.log.append(&chunks).await?;
         let mut state = self.state.borrow_mut();
-        let interval = self.config.index_interval_bytes;
+        let interval = self.config.get().index_interval_bytes;
         let segment = state.segments.last_mut().expect("a log has an active segment");
         let mut position = start;
         for batch in &group {
@@ -186,7 +186,7 @@ impl PartitionLog {
         // The sealed segment's data is made durable first: its index entries may then be
         // persisted and trusted by recovery.
         self.sync(writer).await?;
-        let next = create_active(&self.dir, base_offset, &self.config).await?;
+        let next = create_active(&self.dir, base_offset, &self.config.get()).await?;
         let sealed = std::mem::replace(&mut writer.active, next);
         self.seal(sealed).await?;
         let reader = writer.active.log.reader();

@@ -11,7 +11,7 @@
 //! offset to assign; high_watermark is the end of what readers see and acks cover;
 //! durable_offset is the end of what is fdatasync'ed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -98,7 +98,9 @@ pub(super) struct LogState {
 
 pub struct PartitionLog {
     pub(super) dir: PathBuf,
-    pub(super) config: LogConfig,
+    /// Swapped by [`PartitionLog::set_config`] when the topic's configs change; every use
+    /// reads the current value.
+    pub(super) config: Cell<LogConfig>,
     pub(super) state: RefCell<LogState>,
     /// Wakes the writer: batches queued, or close asked.
     pub(super) work: Event,
@@ -130,7 +132,7 @@ impl PartitionLog {
                clean = recovered.clean, elapsed_ms = started.elapsed().as_millis() as u64, "log recovered");
         let log = Rc::new(Self {
             dir: dir.to_owned(),
-            config,
+            config: Cell::new(config),
             state: RefCell::new(LogState {
                 segments: recovered.segments,
                 log_start_offset: recovered.log_start_offset,
@@ -156,6 +158,13 @@ impl PartitionLog {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Adopts new settings (AlterConfigs on the topic). Appends from now on roll, index and
+    /// flush by them; the writer is woken so a shorter flush interval starts counting now.
+    pub fn set_config(&self, config: LogConfig) {
+        self.config.set(config);
+        self.work.notify(1);
     }
 
     pub fn offsets(&self) -> LogOffsets {
@@ -300,7 +309,7 @@ impl PartitionLog {
                 return Ok(LogRead { records: Bytes::new(), offsets });
             };
             let start = resume_at.take().unwrap_or(index_position);
-            let lookahead = self.config.index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
+            let lookahead = self.config.get().index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
             let window_len = usize::try_from(end.saturating_sub(start).min(lookahead)).expect("small");
             let window = self.catch_up.read(&reader, start, window_len).await?;
             let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {

@@ -1,5 +1,6 @@
 //! One partition on its owning shard.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -29,7 +30,8 @@ pub struct Partition {
     pub topic: String,
     pub index: i32,
     pub topic_id: Uuid,
-    pub config: TopicConfig,
+    /// Swapped by [`Partition::set_config`] when the topic's configs change.
+    config: Cell<TopicConfig>,
     pub log: Rc<PartitionLog>,
 }
 
@@ -44,7 +46,19 @@ impl Partition {
         shared: &LogShared,
     ) -> Result<Self, LogError> {
         let log = PartitionLog::open(dir, log_config(&config, broker), shared).await?;
-        Ok(Self { topic: topic.to_owned(), index, topic_id, config, log })
+        Ok(Self { topic: topic.to_owned(), index, topic_id, config: Cell::new(config), log })
+    }
+
+    /// The topic's current config.
+    pub fn config(&self) -> TopicConfig {
+        self.config.get()
+    }
+
+    /// Adopts the topic's new config (AlterConfigs): produce limits, retention and compaction
+    /// read it from now on, and the log rolls, indexes and flushes by it.
+    pub fn set_config(&self, config: TopicConfig, broker: &BrokerConfig) {
+        self.config.set(config);
+        self.log.set_config(log_config(&config, broker));
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -58,10 +72,11 @@ impl Partition {
             return Err(PartitionError::InvalidRequiredAcks(acks));
         }
         let batches = split_batches(&records)?;
-        if self.config.cleanup_policy.compact {
+        let config = self.config();
+        if config.cleanup_policy.compact {
             require_keys(&records)?;
         }
-        let max = self.config.max_message_bytes;
+        let max = config.max_message_bytes;
         if let Some((_, big)) = batches.iter().find(|(_, h)| h.total_bytes() > max as usize) {
             return Err(PartitionError::MessageTooLarge { size: big.total_bytes(), max });
         }
@@ -82,23 +97,32 @@ impl Partition {
 
     /// Applies the topic's retention, if its cleanup.policy includes delete.
     pub async fn apply_retention(&self) -> Result<usize, PartitionError> {
-        if !self.config.cleanup_policy.delete {
+        let config = self.config();
+        if !config.cleanup_policy.delete {
             return Ok(0);
         }
-        let limits = RetentionLimits { retention_ms: self.config.retention_ms, retention_bytes: self.config.retention_bytes };
+        let limits = RetentionLimits { retention_ms: config.retention_ms, retention_bytes: config.retention_bytes };
         Ok(self.log.apply_retention(limits).await?)
     }
 
     /// Compacts the log if the topic is compacted and segments were sealed since the last pass.
     pub async fn maybe_compact(&self) -> Result<Option<CompactionStats>, PartitionError> {
-        if !self.config.cleanup_policy.compact || !self.log.take_compaction_due() {
+        let config = self.config();
+        if !config.cleanup_policy.compact || !self.log.take_compaction_due() {
             return Ok(None);
         }
-        Ok(Some(self.log.compact(self.config.delete_retention_ms).await?))
+        Ok(Some(self.log.compact(config.delete_retention_ms).await?))
     }
 
-    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark). As in
+    /// Kafka, only a topic whose cleanup.policy includes delete allows it.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        if !self.config().cleanup_policy.delete {
+            return Err(PartitionError::PolicyViolation(format!(
+                "records of partition {}-{} can not be deleted due to the configured policy",
+                self.topic, self.index
+            )));
+        }
         Ok(self.log.delete_records_before(offset).await?)
     }
 

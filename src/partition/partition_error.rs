@@ -15,6 +15,8 @@ pub enum PartitionError {
     MessageTooLarge { size: usize, max: i32 },
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("acks must be -1, 0 or 1, not {0}")]
     InvalidRequiredAcks(i16),
     #[error(transparent)]

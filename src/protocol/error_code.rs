@@ -15,6 +15,7 @@ pub fn partition_error_code(error: &PartitionError) -> ResponseError {
         PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         PartitionError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
         PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        PartitionError::PolicyViolation(_) => ResponseError::PolicyViolation,
         PartitionError::Log(log) => log_error_code(log),
         // The owning shard is stopping: the client retries, as after a leader move.
         PartitionError::Shard(_) => ResponseError::NotLeaderOrFollower,

@@ -8,4 +8,4 @@ mod response;
 mod supported;
 
 pub use response::encode_response;
-pub use supported::{supported_range, SUPPORTED_APIS};
+pub use supported::{codec_version, supported_range, SUPPORTED_APIS};

@@ -11,6 +11,14 @@ use crate::group::{GroupRequest, GroupResponse};
 use crate::log::{AppendInfo, LogRead, ProducerSummary};
 use crate::partition::{ListedOffset, PartitionError};
 
+/// The bytes one partition holds on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSize {
+    pub topic: String,
+    pub partition: i32,
+    pub size_bytes: u64,
+}
+
 pub enum ShardRequest {
     /// Append a produce request's records to a partition this shard owns.
     Produce {
@@ -38,7 +46,13 @@ pub enum ShardRequest {
     },
     /// The idempotent producers a partition knows.
     DescribeProducers { topic: String, partition: i32, reply: Reply<Result<Vec<ProducerSummary>, PartitionError>> },
-    /// Adopt a new metadata image: open partitions newly placed here, drop deleted ones.
+    /// DeleteRecords on a partition this shard owns: move its log start offset to `offset`
+    /// (-1: the high watermark); answers the new log start offset.
+    DeleteRecords { topic: String, partition: i32, offset: i64, reply: Reply<Result<i64, PartitionError>> },
+    /// The on-disk size of every partition this shard owns (DescribeLogDirs).
+    PartitionSizes { reply: Reply<Vec<PartitionSize>> },
+    /// Adopt a new metadata image: open partitions newly placed here, apply changed topic
+    /// configs, drop deleted ones.
     ApplyMetadata { image: Arc<MetadataImage>, reply: Reply<()> },
     /// For shard 0: a request to the controller.
     Controller(ControllerRequest),

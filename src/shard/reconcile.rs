@@ -1,6 +1,7 @@
 //! Bringing a shard's partitions in line with a metadata image: open what is newly placed here
-//! (and have the group coordinator load the __consumer_offsets ones), close and delete what
-//! the image no longer has (and the committed offsets of deleted topics).
+//! (new topics, and new partitions of grown ones; the group coordinator loads the
+//! __consumer_offsets ones), hand changed topic configs to the open partitions, close and delete
+//! what the image no longer has (and the committed offsets of deleted topics).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ impl ShardState {
                 .collect();
             gone.iter().filter_map(|key| partitions.remove(key)).collect()
         };
+        self.apply_changed_configs(&previous, &image);
         for partition in stale {
             partition.log.close().await;
             if let Err(e) = fs::remove_dir_all(partition.log.dir()).await {
@@ -62,7 +64,7 @@ impl ShardState {
                     continue;
                 }
                 let dir = self.config.log_dirs.join(format!("{}-{index}", topic.name));
-                match Partition::open(&dir, &topic.name, index, topic.id, config.clone(), &self.config, &self.log_shared).await {
+                match Partition::open(&dir, &topic.name, index, topic.id, config, &self.config, &self.log_shared).await {
                     Ok(partition) => {
                         let partition = Rc::new(partition);
                         self.partitions.borrow_mut().insert((topic.name.clone(), index), Rc::clone(&partition));
@@ -84,6 +86,31 @@ impl ShardState {
         if to_open > 1 {
             info!(shard = %self.id, recovered = opened, total = to_open,
                   elapsed_ms = started.elapsed().as_millis() as u64, "partitions recovered");
+        }
+    }
+
+    /// Gives the open partitions of every topic whose overrides changed its new config.
+    fn apply_changed_configs(&self, previous: &MetadataImage, image: &MetadataImage) {
+        for topic in image.topics() {
+            let Some(before) = previous.topic(&topic.name) else { continue };
+            if before.id != topic.id || before.configs == topic.configs {
+                continue;
+            }
+            let config = match TopicConfig::resolve(&self.config, &topic.configs) {
+                Ok(config) => config,
+                Err(e) => {
+                    error!(topic = %topic.name, error = %e, "changed topic config is invalid; partitions keep the old one");
+                    continue;
+                }
+            };
+            let local: Vec<Rc<Partition>> =
+                self.partitions.borrow().values().filter(|p| p.topic == topic.name).cloned().collect();
+            for partition in &local {
+                partition.set_config(config, &self.config);
+            }
+            if !local.is_empty() {
+                info!(shard = %self.id, topic = %topic.name, partitions = local.len(), "topic config changed");
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use strand_shards::task::{sleep, spawn_local};
 use strand_shards::{Mesh, Reply, ShardId, ShardsError};
 use tracing::warn;
 
-use super::ShardRequest;
+use super::{PartitionSize, ShardRequest};
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
 use crate::group::GroupCoordinator;
 use crate::log::{CatchUpReads, LogShared, PartitionLog, TailCache};
@@ -187,6 +187,22 @@ impl ShardState {
             }
             ShardRequest::DescribeProducers { topic, partition, reply } => {
                 reply.send(self.local_partition(&topic, partition).map(|p| p.log.producers()));
+            }
+            ShardRequest::DeleteRecords { topic, partition, offset, reply } => {
+                let result = match self.local_partition(&topic, partition) {
+                    Ok(p) => p.delete_records(offset).await,
+                    Err(e) => Err(e),
+                };
+                reply.send(result);
+            }
+            ShardRequest::PartitionSizes { reply } => {
+                let sizes = self
+                    .partitions
+                    .borrow()
+                    .values()
+                    .map(|p| PartitionSize { topic: p.topic.clone(), partition: p.index, size_bytes: p.log.size_bytes() })
+                    .collect();
+                reply.send(sizes);
             }
             ShardRequest::ApplyMetadata { image, reply } => {
                 self.apply_metadata(image).await;
