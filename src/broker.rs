@@ -58,7 +58,8 @@ impl Broker {
                 }
             }
         }
-        info!(listen = %listen, shards = broker.runtime.shard_count(), node_id = config.node_id, "strand is serving");
+        info!(listen = %listen, shards = broker.runtime.shard_count(), node_id = config.node_id,
+              log_io_mode = %config.log_io_mode, "strand is serving");
         Ok(broker)
     }
 
