@@ -5,8 +5,15 @@
 //! reads are admitted at most `shard.catchup.reads.max` at a time and at most
 //! `shard.catchup.read.bytes.per.second` (a token bucket), and run in the shard's background
 //! task queue, so writes, fsyncs and tailing fetches keep priority.
+//!
+//! Reads are large: each reads at least `READAHEAD_BYTES` (within the bytes its caller says
+//! are readable) and keeps what the fetch did not need in one of the shard's
+//! `READAHEAD_SLOTS`, so a consumer reading sequentially far behind is served its next fetch
+//! from memory. The slots bound readahead memory per shard, however many partitions there are.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,7 +21,20 @@ use event_listener::Event;
 use strand_io::{FileReader, IoError};
 use strand_shards::task::{sleep, spawn_background};
 
+/// Smallest catch-up read.
+const READAHEAD_BYTES: usize = 1 << 20;
+/// Readahead buffers kept per shard.
+const READAHEAD_SLOTS: usize = 8;
+
+/// Bytes of a file read ahead of a fetch.
+struct Readahead {
+    path: PathBuf,
+    position: u64,
+    bytes: Bytes,
+}
+
 pub struct CatchUpReads {
+    readahead: RefCell<VecDeque<Readahead>>,
     depth_max: usize,
     in_flight: Cell<usize>,
     freed: Event,
@@ -23,6 +43,7 @@ pub struct CatchUpReads {
     tokens: Cell<f64>,
     refilled: Cell<Instant>,
     bytes_read: Cell<u64>,
+    disk_reads: Cell<u64>,
 }
 
 /// Held while a read is in flight.
@@ -40,6 +61,7 @@ impl Drop for Slot<'_> {
 impl CatchUpReads {
     pub fn new(depth_max: usize, bytes_per_second: u64) -> Self {
         Self {
+            readahead: RefCell::new(VecDeque::new()),
             depth_max: depth_max.max(1),
             in_flight: Cell::new(0),
             freed: Event::new(),
@@ -47,7 +69,13 @@ impl CatchUpReads {
             tokens: Cell::new(bytes_per_second as f64),
             refilled: Cell::new(Instant::now()),
             bytes_read: Cell::new(0),
+            disk_reads: Cell::new(0),
         }
+    }
+
+    /// Disk reads made since the shard started.
+    pub fn disk_reads(&self) -> u64 {
+        self.disk_reads.get()
     }
 
     /// Bytes read through the scheduler since the shard started.
@@ -55,14 +83,43 @@ impl CatchUpReads {
         self.bytes_read.get()
     }
 
-    /// Reads `len` bytes at `position` once admitted, in the background queue.
-    pub async fn read(&self, reader: &FileReader, position: u64, len: usize) -> Result<Bytes, IoError> {
+    /// Reads `len` bytes at `position` (of the `readable` bytes of the file): from a readahead
+    /// buffer when one holds them, otherwise with one read of at least `READAHEAD_BYTES` once
+    /// admitted, in the background queue.
+    pub async fn read(&self, reader: &FileReader, position: u64, len: usize, readable: u64) -> Result<Bytes, IoError> {
+        if let Some(hit) = self.read_ahead_hit(reader.path(), position, len) {
+            return Ok(hit);
+        }
+        let want = len.max(READAHEAD_BYTES).min(usize::try_from(readable.saturating_sub(position)).unwrap_or(usize::MAX)).max(len);
         let _slot = self.admit().await;
-        self.take_tokens(len as u64).await;
-        let reader = reader.clone();
-        let bytes = spawn_background(async move { reader.read_at(position, len).await }).await?;
+        self.take_tokens(want as u64).await;
+        let owned = reader.clone();
+        let bytes = spawn_background(async move { owned.read_at(position, want).await }).await?;
         self.bytes_read.set(self.bytes_read.get() + bytes.len() as u64);
-        Ok(bytes)
+        self.disk_reads.set(self.disk_reads.get() + 1);
+        if bytes.len() > len {
+            let mut slots = self.readahead.borrow_mut();
+            slots.retain(|r| r.path != reader.path());
+            if slots.len() == READAHEAD_SLOTS {
+                slots.pop_front();
+            }
+            slots.push_back(Readahead { path: reader.path().to_owned(), position, bytes: bytes.clone() });
+        }
+        Ok(bytes.slice(..len.min(bytes.len())))
+    }
+
+    fn read_ahead_hit(&self, path: &Path, position: u64, len: usize) -> Option<Bytes> {
+        let slots = self.readahead.borrow();
+        let slot = slots.iter().find(|r| r.path == path)?;
+        let from = usize::try_from(position.checked_sub(slot.position)?).ok()?;
+        (from + len <= slot.bytes.len()).then(|| slot.bytes.slice(from..from + len))
+    }
+
+    /// Forgets what was read ahead of files at or under `path`: a file replaced (compaction) or
+    /// removed (retention), or a partition closed (its directory may be reused by a new topic
+    /// of the same name).
+    pub fn invalidate(&self, path: &Path) {
+        self.readahead.borrow_mut().retain(|r| !r.path.starts_with(path));
     }
 
     async fn admit(&self) -> Slot<'_> {

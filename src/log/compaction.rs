@@ -97,6 +97,7 @@ impl PartitionLog {
         fs::remove_file(&index_path(dir, base)).await?;
         fs::remove_file(&time_index_path(dir, base)).await?;
         fs::rename(&cleaned, &log_path(dir, base)).await?;
+        self.catch_up.invalidate(&log_path(dir, base));
         fs::write_atomic(&index_path(dir, base), Bytes::copy_from_slice(segment.offset_index.encoded_from(0))).await?;
         fs::write_atomic(&time_index_path(dir, base), Bytes::copy_from_slice(segment.time_index.encoded_from(0))).await?;
         let (offset_index, time_index) = mapped_indexes(dir, base).await?;

@@ -108,7 +108,7 @@ pub struct PartitionLog {
     pub(super) progress: Event,
     writer_task: RefCell<Option<Task<()>>>,
     pub(super) tail: Rc<PartitionTail>,
-    catch_up: Rc<CatchUpReads>,
+    pub(super) catch_up: Rc<CatchUpReads>,
     /// Set when a segment is sealed (and at open): compaction has new work.
     pub(super) compaction_due: std::cell::Cell<bool>,
 }
@@ -311,10 +311,10 @@ impl PartitionLog {
             let start = resume_at.take().unwrap_or(index_position);
             let lookahead = self.config.get().index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
             let window_len = usize::try_from(end.saturating_sub(start).min(lookahead)).expect("small");
-            let window = self.catch_up.read(&reader, start, window_len).await?;
+            let window = self.catch_up.read(&reader, start, window_len, end).await?;
             let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
                 Picked::Range(from, to) => window.slice(from..to),
-                Picked::Cut { at, len } => self.catch_up.read(&reader, start + at as u64, len).await?,
+                Picked::Cut { at, len } => self.catch_up.read(&reader, start + at as u64, len, end).await?,
                 // Every batch in the window is before `offset`: go on after them, in this
                 // segment or the next.
                 Picked::Before(walked) if walked > 0 && start + (walked as u64) < end => {
@@ -370,6 +370,7 @@ impl PartitionLog {
             task.await;
         }
         self.tail.clear();
+        self.catch_up.invalidate(&self.dir);
     }
 }
 

@@ -84,6 +84,7 @@ impl PartitionLog {
             removed
         };
         for base in &removed {
+            self.catch_up.invalidate(&super::segment::log_path(&self.dir, *base));
             for path in segment_paths(&self.dir, *base) {
                 fs::remove_file(&path).await?;
             }

@@ -503,3 +503,22 @@ fn retried_batches_are_answered_with_their_offsets_after_a_clean_restart() {
 fn retried_batches_are_answered_with_their_offsets_after_a_crash() {
     retried_batches_are_answered_with_their_offsets_after_a_restart(false);
 }
+
+#[test]
+fn a_sequential_catch_up_reader_is_served_from_readahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
+    run(move || async move {
+        let shared = shared();
+        let log = PartitionLog::open(&path, config, &shared).await.unwrap();
+        for i in 0..200 {
+            append(&log, 3, i).await.unwrap();
+        }
+        let before = shared.catch_up.disk_reads();
+        // 300-byte fetches: about one batch each, all from the same readahead.
+        assert_eq!(read_all(&log).await, (0..600).collect::<Vec<i64>>());
+        let reads = shared.catch_up.disk_reads() - before;
+        assert!(reads <= 2, "{reads} disk reads for 200 sequential fetches");
+    });
+}
