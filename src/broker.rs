@@ -128,6 +128,7 @@ async fn start_shard(shard: &Rc<ShardState>, listen: SocketAddr) -> Result<TcpLi
         shard.set_controller(requests_tx);
         spawn_local(controller.run(requests_rx)).detach();
         shard.broadcast_metadata(image).await.map_err(|e| format!("applying metadata: {e}"))?;
+        shard.announce_serving().await.map_err(|e| format!("starting shards: {e}"))?;
     } else {
         shard.wait_ready().await;
     }

@@ -54,6 +54,8 @@ pub enum ShardRequest {
     /// Adopt a new metadata image: open partitions newly placed here, apply changed topic
     /// configs, drop deleted ones.
     ApplyMetadata { image: Arc<MetadataImage>, reply: Reply<()> },
+    /// Every shard has applied the first metadata image: start serving.
+    Serve { reply: Reply<()> },
     /// For shard 0: a request to the controller.
     Controller(ControllerRequest),
     /// A request for a group whose __consumer_offsets `partition` this shard owns.

@@ -117,7 +117,18 @@ impl ShardState {
         Ok(())
     }
 
-    /// Waits until the first metadata image has been applied here.
+    /// Tells every shard that all have applied the first metadata image (recovered their
+    /// partitions), so each may start listening: no client reaches a shard while a partition
+    /// on another is still being recovered.
+    pub async fn announce_serving(self: &Rc<Self>) -> Result<(), ShardsError> {
+        for index in 0..self.shard_count {
+            let to = ShardId(u16::try_from(index).expect("shard count fits u16"));
+            self.call(to, |reply| ShardRequest::Serve { reply }).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until shard 0 announces that every shard has applied the first metadata image.
     pub async fn wait_ready(&self) {
         loop {
             if self.ready.get() {
@@ -206,6 +217,9 @@ impl ShardState {
             }
             ShardRequest::ApplyMetadata { image, reply } => {
                 self.apply_metadata(image).await;
+                reply.send(());
+            }
+            ShardRequest::Serve { reply } => {
                 self.ready.set(true);
                 self.ready_event.notify(usize::MAX);
                 reply.send(());
