@@ -12,6 +12,7 @@ mod catch_up_reads;
 mod compaction;
 mod error;
 mod index_bytes;
+mod log_reader;
 mod log_writer;
 mod offset_index;
 mod partition_log;

@@ -1,0 +1,196 @@
+//! The read path of a partition log: fetches (tail cache first, then one catch-up read from
+//! the nearest index entry, CRCs verified) and lookups by timestamp. Runs on the shard that
+//! owns the partition; never reads past the high watermark.
+
+use bytes::Bytes;
+use strand_io::FileReader;
+
+use super::batch_scan::{scan_batches, Scan};
+use super::{LogError, LogRead, PartitionLog};
+use crate::protocol::record_batch::{verify_batch, BatchError, BatchHeader, BATCH_HEADER_BYTES};
+
+impl PartitionLog {
+    /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
+    /// if any is there, as Kafka does since KIP-74), never past the high watermark. Served
+    /// from the tail cache when the offset is there; otherwise one catch-up read of the window
+    /// from the nearest index entry.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
+        let offsets = self.offsets();
+        if offset < offsets.log_start_offset || offset > offsets.high_watermark {
+            return Err(LogError::OffsetOutOfRange { offset, offsets });
+        }
+        if offset == offsets.high_watermark {
+            return Ok(LogRead { records: Bytes::new(), offsets });
+        }
+        if let Some(records) = self.tail.read(offset, max_bytes, offsets.high_watermark) {
+            return Ok(LogRead { records, offsets });
+        }
+        // From the segment holding `offset` on: compaction may have emptied the rest of it.
+        let mut segment_index = {
+            let state = self.state.borrow();
+            state.segments.partition_point(|s| s.base_offset <= offset).max(1) - 1
+        };
+        let mut resume_at = None;
+        loop {
+            let Some((reader, index_position, end)) = self.segment_window(segment_index, offset) else {
+                return Ok(LogRead { records: Bytes::new(), offsets });
+            };
+            let start = resume_at.take().unwrap_or(index_position);
+            let lookahead = self.config.get().index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
+            let window_len = usize::try_from(end.saturating_sub(start).min(lookahead)).expect("small");
+            let window = self.catch_up.read(&reader, start, window_len, end).await?;
+            let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
+                Picked::Range(from, to) => window.slice(from..to),
+                Picked::Cut { at, len } => self.catch_up.read(&reader, start + at as u64, len, end).await?,
+                // Every batch in the window is before `offset`: go on after them, in this
+                // segment or the next.
+                Picked::Before(walked) if walked > 0 && start + (walked as u64) < end => {
+                    resume_at = Some(start + walked as u64);
+                    continue;
+                }
+                Picked::Before(_) => {
+                    segment_index += 1;
+                    continue;
+                }
+            };
+            return Ok(LogRead { records: verified_prefix(records)?, offsets });
+        }
+    }
+
+    /// The reader and the byte range to read for `offset` in segment `index`, if it exists.
+    fn segment_window(&self, index: usize, offset: i64) -> Option<(FileReader, u64, u64)> {
+        let state = self.state.borrow();
+        let segment = state.segments.get(index)?;
+        Some((segment.reader.clone(), segment.position_for(offset), segment.size))
+    }
+
+    /// The first record with a timestamp at or after `timestamp`: (offset, its timestamp).
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let (candidates, high_watermark) = {
+            let state = self.state.borrow();
+            let candidates: Vec<_> = state
+                .segments
+                .iter()
+                .filter(|s| s.max_timestamp >= timestamp)
+                .map(|s| {
+                    let from = s.base_offset + i64::from(s.time_index.lookup(timestamp));
+                    (s.reader.clone(), s.position_for(from), s.size)
+                })
+                .collect();
+            (candidates, state.high_watermark)
+        };
+        for (reader, start, end) in candidates {
+            if let Some(hit) = first_at_or_after(&reader, start, end, timestamp, high_watermark).await? {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What a read window holds for a fetch at `offset`.
+enum Picked {
+    /// Whole batches in `window[from..to]`.
+    Range(usize, usize),
+    /// The first batch needed starts at `at` but runs past the window: `len` bytes.
+    Cut { at: usize, len: usize },
+    /// No batch at or past `offset` in the window; its first `.0` bytes are whole batches.
+    Before(usize),
+}
+
+/// Picks, from a window of whole and partial batches, the batches from the one holding
+/// `offset`, up to `max_bytes` (at least one), below `high_watermark`.
+fn pick_batches(window: &[u8], offset: i64, max_bytes: usize, high_watermark: i64) -> Picked {
+    let mut at = 0;
+    let mut from = None;
+    while at < window.len() {
+        let Ok(header) = BatchHeader::parse(&window[at..]) else { break };
+        let len = header.total_bytes();
+        if header.base_offset >= high_watermark {
+            break;
+        }
+        if header.next_offset() <= offset {
+            at += len;
+            continue;
+        }
+        let first = *from.get_or_insert(at);
+        if at + len > window.len() {
+            if first == at {
+                return Picked::Cut { at, len };
+            }
+            break;
+        }
+        if at + len - first > max_bytes && at > first {
+            break;
+        }
+        at += len;
+    }
+    match from {
+        Some(first) if at > first => Picked::Range(first, at),
+        _ => Picked::Before(at),
+    }
+}
+
+/// Checks the CRC of every batch read from disk, so damaged data is never served: a damaged
+/// first batch is an error, a later one ends the read before it.
+fn verified_prefix(records: Bytes) -> Result<Bytes, LogError> {
+    let mut at = 0;
+    while at < records.len() {
+        let end = BatchHeader::parse(&records[at..]).map(|h| at + h.total_bytes()).unwrap_or(usize::MAX);
+        let checked = if end <= records.len() { verify_batch(&records[at..end]).map(|_| ()) } else { Err(BatchError::Corrupt) };
+        if let Err(e) = checked {
+            if at > 0 {
+                return Ok(records.slice(..at));
+            }
+            let offset = BatchHeader::parse(&records).map_or(-1, |h| h.base_offset);
+            tracing::error!(offset, error = %e, "stored batch is damaged: not serving it");
+            return Err(LogError::Corrupt { offset, reason: e.to_string() });
+        }
+        at = end;
+    }
+    Ok(records)
+}
+
+/// Scans `[start, end)` of a segment for the first record at or after `timestamp`.
+async fn first_at_or_after(
+    reader: &strand_io::FileReader,
+    start: u64,
+    end: u64,
+    timestamp: i64,
+    high_watermark: i64,
+) -> Result<Option<(i64, i64)>, LogError> {
+    let mut found = None;
+    let mut decode_error = None;
+    scan_batches(reader, start, end, false, |header, _, batch| {
+        if header.base_offset >= high_watermark {
+            return Scan::Stop;
+        }
+        if header.max_timestamp < timestamp {
+            return Scan::Continue;
+        }
+        match first_record_at_or_after(batch, timestamp) {
+            Ok(Some(hit)) => {
+                found = Some(hit);
+                Scan::Stop
+            }
+            Ok(None) => Scan::Continue,
+            Err(e) => {
+                decode_error = Some(e);
+                Scan::Stop
+            }
+        }
+    })
+    .await?;
+    match decode_error {
+        Some(e) => Err(LogError::Decode(e)),
+        None => Ok(found),
+    }
+}
+
+/// Decodes `batch` and finds its first record with a timestamp at or after `timestamp`.
+fn first_record_at_or_after(batch: &Bytes, timestamp: i64) -> Result<Option<(i64, i64)>, String> {
+    let mut buf = batch.clone();
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| e.to_string())?;
+    Ok(set.records.iter().find(|r| r.timestamp >= timestamp).map(|r| (r.offset, r.timestamp)))
+}
+
