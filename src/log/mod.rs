@@ -24,6 +24,10 @@ mod tail_cache;
 mod time_index;
 
 #[cfg(test)]
+mod compaction_tests;
+#[cfg(test)]
+mod producer_state_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::LogError;

@@ -13,7 +13,7 @@ use super::*;
 use crate::protocol::record_batch::split_batches;
 use crate::protocol::record_batch::tests::encoded_batch;
 
-const CONFIG: LogConfig = LogConfig {
+pub(super) const CONFIG: LogConfig = LogConfig {
     segment_bytes: 1024,
     segment_ms: u64::MAX,
     index_interval_bytes: 256,
@@ -24,11 +24,11 @@ const CONFIG: LogConfig = LogConfig {
 };
 
 /// A shard's shared log resources with no tail cache, so reads exercise the disk path.
-fn shared() -> LogShared {
+pub(super) fn shared() -> LogShared {
     LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, 0)) }
 }
 
-fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: impl FnOnce() -> Fut + Send + 'static) -> T {
+pub(super) fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: impl FnOnce() -> Fut + Send + 'static) -> T {
     strand_shards::run_one(256 << 10, move || async move {
         let probe_dir = std::env::temp_dir();
         let name = format!("log-test-{:?}", std::thread::current().id());
@@ -38,7 +38,7 @@ fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: imp
     })
 }
 
-async fn append(log: &PartitionLog, count: usize, timestamp: i64) -> Result<AppendInfo, LogError> {
+pub(super) async fn append(log: &PartitionLog, count: usize, timestamp: i64) -> Result<AppendInfo, LogError> {
     let records = encoded_batch(count, timestamp).freeze();
     let batches = split_batches(&records).unwrap();
     let info = log.append_as_leader(records, &batches, 0)?;
@@ -322,186 +322,6 @@ fn relaxed_flush_acknowledges_after_the_write_and_syncs_by_count() {
         log.wait_for_data_after(i64::MAX - 1).await;
         assert!(matches!(append(&log, 1, 0).await, Err(LogError::Offline(_))));
     });
-}
-
-/// One batch of (key, value) records; a None value is a tombstone.
-fn keyed_batch(records: &[(&str, Option<String>)], timestamp: i64) -> bytes::Bytes {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp,
-            key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
-            value: value.as_ref().map(|v| bytes::Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-    buf.freeze()
-}
-
-/// Every record of the log: (offset, key, value).
-async fn read_records(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut next = log.offsets().log_start_offset;
-    while next < log.offsets().high_watermark {
-        let mut set = log.read(next, 1 << 20).await.unwrap().records;
-        while !set.is_empty() {
-            let batch = kafka_protocol::records::RecordBatchDecoder::decode(&mut set).unwrap();
-            for r in batch.records.iter().filter(|r| r.offset >= next) {
-                let text = |b: &bytes::Bytes| String::from_utf8(b.to_vec()).unwrap();
-                out.push((r.offset, text(r.key.as_ref().unwrap()), r.value.as_ref().map(text)));
-            }
-        }
-        next = out.last().map_or(next, |r| r.0 + 1);
-    }
-    out
-}
-
-#[test]
-fn compaction_keeps_the_newest_record_per_key_at_its_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t-0");
-    run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
-        // 60 records over 3 keys, each value naming its own offset; then k0 is deleted.
-        for i in 0..60i64 {
-            let value = format!("v{i}");
-            let records = keyed_batch(&[(&format!("k{}", i % 3), Some(value))], 1_000);
-            let batches = split_batches(&records).unwrap();
-            let info = log.append_as_leader(records, &batches, 0).unwrap();
-            log.wait_committed(info.last_offset).await.unwrap();
-        }
-        let tombstone = keyed_batch(&[("k0", None)], 1_000);
-        let batches = split_batches(&tombstone).unwrap();
-        let info = log.append_as_leader(tombstone, &batches, 0).unwrap();
-        assert_eq!(info.base_offset, 60);
-        // Roll past the tombstone so it is in a sealed segment.
-        for i in 61..80i64 {
-            let records = keyed_batch(&[("k9", Some(format!("v{i}")))], 1_000);
-            let batches = split_batches(&records).unwrap();
-            let info = log.append_as_leader(records, &batches, 0).unwrap();
-            log.wait_committed(info.last_offset).await.unwrap();
-        }
-        let before = read_records(&log).await;
-        let high_watermark = log.offsets().high_watermark;
-        let stats = log.compact(i64::MAX).await.unwrap();
-        assert!(stats.segments_rewritten > 0 && stats.records_after < stats.records_before, "{stats:?}");
-        let after = read_records(&log).await;
-        assert_eq!(log.offsets().high_watermark, high_watermark, "offsets never change");
-        // Every record kept is the same record at the same offset, and offsets still grow.
-        for record in &after {
-            assert!(before.contains(record), "{record:?} was not in the log");
-        }
-        assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
-        // k1 and k2 keep only their newest value among the sealed segments: one each.
-        let sealed_end = after.iter().map(|r| r.0).max().unwrap();
-        for key in ["k1", "k2"] {
-            let kept: Vec<_> = after.iter().filter(|r| r.1 == key).collect();
-            assert_eq!(kept.len(), 1, "{key}: {kept:?}");
-            assert!(kept[0].0 <= sealed_end);
-        }
-        // The tombstone is within delete.retention.ms (here forever), so k0 is only its tombstone.
-        let k0: Vec<_> = after.iter().filter(|r| r.1 == "k0").collect();
-        assert_eq!(k0, vec![&(60, "k0".to_owned(), None)]);
-        // With delete.retention.ms = 0 the old tombstone goes too.
-        log.compact(0).await.unwrap();
-        let last = read_records(&log).await;
-        assert!(last.iter().all(|r| r.1 != "k0"), "{last:?}");
-        log.close().await;
-        // The cleaned log recovers as it is.
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
-        assert_eq!(read_records(&log).await, last);
-        assert_eq!(append(&log, 1, 0).await.unwrap().base_offset, high_watermark);
-    });
-}
-
-/// A batch of `count` records from producer `producer_id` starting at `base_sequence`.
-fn producer_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: usize) -> bytes::Bytes {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: base_sequence + i as i32,
-            timestamp: 1,
-            key: None,
-            value: Some(bytes::Bytes::from(format!("s{}", base_sequence + i as i32))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-    buf.freeze()
-}
-
-async fn produce(log: &PartitionLog, records: bytes::Bytes) -> Result<AppendInfo, LogError> {
-    let batches = split_batches(&records).unwrap();
-    let info = log.append_as_leader(records, &batches, 0)?;
-    log.wait_committed(info.last_offset).await?;
-    Ok(info)
-}
-
-fn retried_batches_are_answered_with_their_offsets_after_a_restart(clean: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t-0");
-    let p = path.clone();
-    run(move || async move {
-        let log = PartitionLog::open(&p, CONFIG, &shared()).await.unwrap();
-        // Enough batches to roll segments (a snapshot at each roll), then a few more.
-        for i in 0..30 {
-            assert_eq!(produce(&log, producer_batch(42, 0, i * 2, 2)).await.unwrap().base_offset, i64::from(i) * 2);
-        }
-        log.close().await;
-    });
-    if !clean {
-        // A crash before any snapshot: the state is rebuilt from the log alone.
-        std::fs::remove_file(path.join("clean-shutdown")).unwrap();
-        std::fs::remove_file(path.join("producer-state")).unwrap();
-    }
-    run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
-        let retried = produce(&log, producer_batch(42, 0, 58, 2)).await.unwrap();
-        assert_eq!((retried.base_offset, retried.last_offset), (58, 59), "the last batch, again");
-        assert_eq!(log.offsets().high_watermark, 60, "nothing was written twice");
-        let gap = produce(&log, producer_batch(42, 0, 70, 1)).await;
-        assert!(matches!(gap, Err(LogError::Sequence(SequenceError::OutOfOrder { .. }))), "{gap:?}");
-        let fenced = produce(&log, producer_batch(42, -1, 60, 1)).await;
-        assert!(matches!(fenced, Err(LogError::Sequence(SequenceError::InvalidProducerEpoch { .. }))), "{fenced:?}");
-        assert_eq!(produce(&log, producer_batch(42, 0, 60, 1)).await.unwrap().base_offset, 60);
-        let summary = ProducerSummary { producer_id: 42, epoch: 0, last_sequence: 60, last_timestamp: 1 };
-        assert_eq!(log.producers(), vec![summary]);
-        log.close().await;
-    });
-}
-
-#[test]
-fn retried_batches_are_answered_with_their_offsets_after_a_clean_restart() {
-    retried_batches_are_answered_with_their_offsets_after_a_restart(true);
-}
-
-#[test]
-fn retried_batches_are_answered_with_their_offsets_after_a_crash() {
-    retried_batches_are_answered_with_their_offsets_after_a_restart(false);
 }
 
 #[test]
