@@ -22,6 +22,9 @@ use crate::{IoError, IoMode, Result};
 /// alignment that strand runs on).
 pub const PAGE_BYTES: u64 = 4096;
 
+const EOPNOTSUPP: i32 = 95;
+const ENOSPC: i32 = 28;
+
 enum WriteBackend {
     /// O_DIRECT. `tail` holds the bytes of the partial page at `align_down(len)`, kept so the
     /// next append rewrites that page whole without reading it back.
@@ -144,13 +147,16 @@ impl AppendFile {
         };
         match result {
             Ok(()) => self.allocated = target,
-            // Not every filesystem can fallocate; appends then allocate as they go.
             Err(e) => {
                 let e: std::io::Error = e.into();
-                if e.raw_os_error() != Some(95) {
-                    return Err(IoError::os("fallocate", &self.path, e));
+                match e.raw_os_error() {
+                    // Not every filesystem can fallocate; appends then allocate as they go.
+                    Some(EOPNOTSUPP) => self.preallocate_bytes = 0,
+                    // Too little space to reserve a whole step: the write itself finds out
+                    // whether its own bytes fit; reserving is tried again on the next append.
+                    Some(ENOSPC) => {}
+                    _ => return Err(IoError::os("fallocate", &self.path, e)),
                 }
-                self.preallocate_bytes = 0;
             }
         }
         Ok(())

@@ -20,9 +20,17 @@ impl IoError {
         Self::Os { op, path: path.to_owned(), source: source.into() }
     }
 
-    /// True when the device is out of space (ENOSPC); the broker answers such writes with
-    /// KAFKA_STORAGE_ERROR and keeps serving reads.
+    /// True when the filesystem is out of space or quota (ENOSPC, EDQUOT, or a write to a
+    /// regular file that stopped short, which means the same): the broker answers such writes
+    /// with KAFKA_STORAGE_ERROR, keeps serving reads, and writes again once space is freed.
+    /// A failed fdatasync never counts: the kernel may have dropped the dirty pages, so the
+    /// log goes offline instead.
     pub fn is_out_of_space(&self) -> bool {
-        matches!(self, Self::Os { source, .. } if source.raw_os_error() == Some(28))
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        match self {
+            Self::Os { op, source, .. } => *op != "fdatasync" && matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT)),
+            Self::ShortWrite { op, .. } => *op == "write",
+        }
     }
 }

@@ -3,6 +3,13 @@
 //!
 //! Compiled only with the `fault-injection` feature; without it every check is a no-op. State
 //! is per thread (per shard), like everything else a shard owns.
+//!
+//! A broker binary built with the feature reads faults from the `STRAND_FAULTS` environment
+//! variable, so end-to-end tests can break a running broker's disk:
+//! `OP:PATH_PART:ERRNO:TIMES[:SKIP]`, comma separated, where OP is write, sync or read. Each
+//! shard thread installs them when it first touches a file; the first SKIP matching operations
+//! succeed, the next TIMES fail. Example: `sync:eio-0/:5:1000` fails every fdatasync of
+//! partition eio-0's files with EIO.
 
 #[cfg(feature = "fault-injection")]
 mod enabled {
@@ -23,6 +30,51 @@ mod enabled {
         path_contains: String,
         errno: i32,
         remaining: usize,
+        /// Matching operations still to let through before failing.
+        skip: usize,
+    }
+
+    /// The environment variable a fault-injection build reads its faults from.
+    pub const ENV: &str = "STRAND_FAULTS";
+
+    /// Parses one `OP:PATH_PART:ERRNO:TIMES[:SKIP]` fault.
+    fn parse(spec: &str) -> Result<Fault, String> {
+        let fields: Vec<&str> = spec.split(':').collect();
+        let op = match fields.first().copied() {
+            Some("write") => FaultOp::Write,
+            Some("sync") => FaultOp::Sync,
+            Some("read") => FaultOp::Read,
+            other => return Err(format!("unknown operation {other:?}")),
+        };
+        let number = |i: usize, default: Option<usize>| -> Result<usize, String> {
+            match (fields.get(i), default) {
+                (Some(text), _) => text.parse().map_err(|_| format!("field {} is not a number: {text:?}", i + 1)),
+                (None, Some(d)) => Ok(d),
+                (None, None) => Err(format!("field {} is missing", i + 1)),
+            }
+        };
+        if fields.len() > 5 {
+            return Err("too many fields".to_owned());
+        }
+        let path_contains = fields.get(1).ok_or("the path part is missing")?.to_string();
+        let errno = i32::try_from(number(2, None)?).map_err(|_| "errno out of range".to_owned())?;
+        Ok(Fault { op, path_contains, errno, remaining: number(3, None)?, skip: number(4, Some(0))? })
+    }
+
+    /// The faults `STRAND_FAULTS` names; a malformed spec is reported and ignored.
+    fn from_env() -> Vec<Fault> {
+        let Ok(text) = std::env::var(ENV) else { return Vec::new() };
+        let mut faults = Vec::new();
+        for spec in text.split(',').filter(|s| !s.trim().is_empty()) {
+            match parse(spec.trim()) {
+                Ok(fault) => {
+                    tracing::warn!(fault = spec, "fault injection: installed");
+                    faults.push(fault);
+                }
+                Err(e) => tracing::error!(fault = spec, error = %e, "fault injection: ignored a malformed fault"),
+            }
+        }
+        faults
     }
 
     #[derive(Default)]
@@ -32,14 +84,14 @@ mod enabled {
     }
 
     thread_local! {
-        static STATE: RefCell<State> = RefCell::new(State::default());
+        static STATE: RefCell<State> = RefCell::new(State { faults: from_env(), synced_len: HashMap::new() });
     }
 
     /// The next `times` operations `op` on files whose path contains `path_contains` fail with
     /// the OS error `errno` (EIO is 5, ENOSPC 28).
     pub fn inject(op: FaultOp, path_contains: &str, errno: i32, times: usize) {
         STATE.with(|s| {
-            s.borrow_mut().faults.push(Fault { op, path_contains: path_contains.to_owned(), errno, remaining: times });
+            s.borrow_mut().faults.push(Fault { op, path_contains: path_contains.to_owned(), errno, remaining: times, skip: 0 });
         });
     }
 
@@ -62,6 +114,10 @@ mod enabled {
                 .iter_mut()
                 .find(|f| f.op == op && f.remaining > 0 && text.contains(&f.path_contains));
             match hit {
+                Some(fault) if fault.skip > 0 => {
+                    fault.skip -= 1;
+                    Ok(())
+                }
                 Some(fault) => {
                     fault.remaining -= 1;
                     Err(std::io::Error::from_raw_os_error(fault.errno))
@@ -75,6 +131,33 @@ mod enabled {
         STATE.with(|s| {
             s.borrow_mut().synced_len.insert(path.to_owned(), len);
         });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn parses_env_specs() {
+            let fault = parse("sync:eio-0/:5:3:2").unwrap();
+            assert_eq!((fault.op, fault.path_contains.as_str(), fault.errno, fault.remaining, fault.skip), (FaultOp::Sync, "eio-0/", 5, 3, 2));
+            assert_eq!(parse("read:x:5:1").unwrap().skip, 0);
+            for bad in ["", "fsync:x:5:1", "write:x:five:1", "write:x:5", "write:x:5:1:0:9"] {
+                assert!(parse(bad).is_err(), "{bad:?} should not parse");
+            }
+        }
+
+        #[test]
+        fn skipped_operations_succeed_then_fail() {
+            clear();
+            STATE.with(|s| s.borrow_mut().faults.push(parse("write:f.log:5:1:2").unwrap()));
+            let path = Path::new("/tmp/f.log");
+            assert!(check(FaultOp::Write, path).is_ok());
+            assert!(check(FaultOp::Write, path).is_ok());
+            assert_eq!(check(FaultOp::Write, path).unwrap_err().raw_os_error(), Some(5));
+            assert!(check(FaultOp::Write, path).is_ok());
+            clear();
+        }
     }
 }
 

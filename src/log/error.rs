@@ -10,6 +10,8 @@ pub enum LogError {
     Io(#[from] IoError),
     #[error("partition log is offline after a storage failure: {0}")]
     Offline(String),
+    #[error("out of disk space: {0}")]
+    OutOfSpace(String),
     #[error("partition log is closing")]
     Closing,
     #[error("offset {offset} is outside [{}, {}]", .offsets.log_start_offset, .offsets.high_watermark)]

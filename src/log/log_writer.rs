@@ -15,11 +15,14 @@ use bytes::Bytes;
 use futures_lite::future;
 use strand_io::{fs, IoError};
 use strand_shards::task::sleep;
-use tracing::{debug, error};
+use tracing::{debug, error, info, warn};
 
 use super::partition_log::PendingBatch;
 use super::recovery::{create_active, mapped_indexes, ActiveFiles, CLEAN_SHUTDOWN_FILE, PRODUCER_STATE_FILE};
 use super::{PartitionLog, Segment};
+
+/// How long the writer waits before writing again after the filesystem ran out of space.
+const OUT_OF_SPACE_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the writer tracks between rounds.
 struct Writer {
@@ -50,7 +53,19 @@ impl PartitionLog {
     async fn write_until_closed(&self, writer: &mut Writer) -> Result<(), IoError> {
         loop {
             if let Some(batches) = self.take_pending() {
-                self.write_batches(writer, batches).await?;
+                match self.write_batches(writer, &batches).await {
+                    Ok(()) => self.set_out_of_space(None),
+                    Err(e) if e.is_out_of_space() => {
+                        // What was written before the failure is flushed and acknowledged as
+                        // usual; the rest waits at the head of the queue for space.
+                        self.requeue_unwritten(batches, writer.written_offset);
+                        self.set_out_of_space(Some(&e));
+                        self.sync(writer).await?;
+                        self.wait_for_space().await;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
                 if self.config.get().strict() {
                     self.sync(writer).await?;
                 } else {
@@ -94,11 +109,61 @@ impl PartitionLog {
         (!state.pending.is_empty()).then(|| std::mem::take(&mut state.pending))
     }
 
-    /// Writes `batches` (in offset order), rolling the active segment when needed.
-    async fn write_batches(&self, writer: &mut Writer, batches: Vec<PendingBatch>) -> Result<(), IoError> {
+    /// Puts the batches of `batches` at or after `written_offset` back at the head of the
+    /// queue, ahead of anything queued since.
+    fn requeue_unwritten(&self, batches: Vec<PendingBatch>, written_offset: i64) {
+        let mut state = self.state.borrow_mut();
+        let unwritten: Vec<PendingBatch> =
+            batches.into_iter().filter(|b| b.header.base_offset >= written_offset).collect();
+        state.pending.splice(0..0, unwritten);
+    }
+
+    /// Records whether the filesystem is out of space. While it is, appends are refused and
+    /// waiting acks fail with KAFKA_STORAGE_ERROR (the queued batches stay queued: a retry
+    /// of an idempotent producer finds them by sequence); reads go on.
+    fn set_out_of_space(&self, error: Option<&IoError>) {
+        let mut state = self.state.borrow_mut();
+        match (error, state.out_of_space.is_some()) {
+            (Some(e), false) => {
+                warn!(dir = %self.dir.display(), error = %e, "out of disk space: refusing appends until space is freed");
+                state.out_of_space = Some(e.to_string());
+                drop(state);
+                self.progress.notify(usize::MAX);
+            }
+            (None, true) => {
+                info!(dir = %self.dir.display(), "disk space available again: accepting appends");
+                state.out_of_space = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits before writing the queued batches again, or until the log closes: a closing log
+    /// drops them (none was acknowledged) so the close does not wait for space.
+    async fn wait_for_space(&self) {
+        let closing = async {
+            loop {
+                let listener = self.work.listen();
+                if self.state.borrow().closing {
+                    return;
+                }
+                listener.await;
+            }
+        };
+        future::or(sleep(OUT_OF_SPACE_RETRY), closing).await;
+        let mut state = self.state.borrow_mut();
+        if state.closing {
+            state.pending.clear();
+        }
+    }
+
+    /// Writes `batches` (in offset order), rolling the active segment when needed. On failure
+    /// `writer.written_offset` tells which of them were written.
+    async fn write_batches(&self, writer: &mut Writer, batches: &[PendingBatch]) -> Result<(), IoError> {
         let mut group: Vec<PendingBatch> = Vec::new();
         let mut group_bytes = 0u64;
         for batch in batches {
+            let batch = PendingBatch { header: batch.header, bytes: batch.bytes.clone() };
             let size = batch.bytes.len() as u64;
             let used = writer.active.log.len() + group_bytes;
             if used > 0 && (used + size > self.config.get().segment_bytes || self.active_segment_expired()) {
@@ -177,8 +242,18 @@ impl PartitionLog {
             segment.persisted_time_entries = segment.time_index.len();
             (offsets, times)
         };
-        files.offset_index.append(&[offsets]).await?;
-        files.time_index.append(&[times]).await
+        // The indexes are sparse: entries lost to a full disk only make lookups scan further.
+        let appended = match files.offset_index.append(&[offsets]).await {
+            Ok(()) => files.time_index.append(&[times]).await,
+            Err(e) => Err(e),
+        };
+        match appended {
+            Err(e) if e.is_out_of_space() => {
+                warn!(dir = %self.dir.display(), error = %e, "index entries not persisted: out of disk space");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Seals the active segment and starts a new one at `base_offset`.
@@ -226,6 +301,13 @@ impl PartitionLog {
     /// Writes the producer state as of `boundary`, an offset everything before which is durable.
     async fn snapshot_producers(&self, boundary: i64) -> Result<(), IoError> {
         let snapshot = self.state.borrow().producers.snapshot_before(boundary);
-        fs::write_atomic(&self.dir.join(PRODUCER_STATE_FILE), snapshot).await
+        match fs::write_atomic(&self.dir.join(PRODUCER_STATE_FILE), snapshot).await {
+            // The previous snapshot stays; recovery replays the log from its boundary.
+            Err(e) if e.is_out_of_space() => {
+                warn!(dir = %self.dir.display(), error = %e, "producer state snapshot not written: out of disk space");
+                Ok(())
+            }
+            other => other,
+        }
     }
 }

@@ -91,6 +91,9 @@ pub(super) struct LogState {
     pub durable_offset: i64,
     pub pending: Vec<PendingBatch>,
     pub failure: Option<String>,
+    /// Set while the filesystem is full: appends are refused until the writer gets its queued
+    /// batches written.
+    pub out_of_space: Option<String>,
     pub closing: bool,
     pub producers: ProducerState,
 }
@@ -140,6 +143,7 @@ impl PartitionLog {
                 durable_offset: log_end_offset,
                 pending: Vec::new(),
                 failure: None,
+                out_of_space: None,
                 closing: false,
                 producers,
             }),
@@ -198,6 +202,9 @@ impl PartitionLog {
         let mut state = self.state.borrow_mut();
         if let Some(failure) = &state.failure {
             return Err(LogError::Offline(failure.clone()));
+        }
+        if let Some(error) = &state.out_of_space {
+            return Err(LogError::OutOfSpace(error.clone()));
         }
         if state.closing {
             return Err(LogError::Closing);
@@ -260,6 +267,9 @@ impl PartitionLog {
                 }
                 if state.high_watermark > offset {
                     return Ok(());
+                }
+                if let Some(error) = &state.out_of_space {
+                    return Err(LogError::OutOfSpace(error.clone()));
                 }
                 self.progress.listen()
             };

@@ -256,6 +256,41 @@ fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
 }
 
 #[test]
+fn a_full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let p = path.clone();
+    let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
+    run(move || async move {
+        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
+        assert_eq!(append(&log, 2, 0).await.unwrap().last_offset, 1);
+        // The next three writes of the segment file find the disk full.
+        faults::inject(FaultOp::Write, ".log", 28, 3);
+        let failed = append(&log, 2, 0).await;
+        assert!(matches!(failed, Err(LogError::OutOfSpace(_))), "{failed:?}");
+        assert_eq!(log.offsets().high_watermark, 2, "nothing past the last write is visible");
+        assert!(matches!(append(&log, 1, 0).await, Err(LogError::OutOfSpace(_))), "appends are refused while full");
+        assert_eq!(log.read(0, 1000).await.unwrap().offsets.high_watermark, 2, "reads go on");
+        // The writer retries the queued batch until a write succeeds; then appends resume.
+        let mut resumed = None;
+        for _ in 0..40 {
+            strand_shards::task::sleep(std::time::Duration::from_millis(100)).await;
+            if let Ok(info) = append(&log, 1, 0).await {
+                resumed = Some(info);
+                break;
+            }
+        }
+        assert_eq!(resumed.map(|i| i.last_offset), Some(4), "the queued batch (2..=3) was written first");
+        log.close().await;
+    });
+    let offsets = run(move || async move {
+        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        read_all(&log).await
+    });
+    assert_eq!(offsets, (0..5).collect::<Vec<i64>>());
+}
+
+#[test]
 fn retention_by_size_deletes_the_oldest_sealed_segments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");

@@ -24,7 +24,9 @@ pub fn partition_error_code(error: &PartitionError) -> ResponseError {
 
 fn log_error_code(error: &LogError) -> ResponseError {
     match error {
-        LogError::Io(_) | LogError::Offline(_) | LogError::Corrupt { .. } => ResponseError::KafkaStorageError,
+        LogError::Io(_) | LogError::Offline(_) | LogError::OutOfSpace(_) | LogError::Corrupt { .. } => {
+            ResponseError::KafkaStorageError
+        }
         LogError::Closing => ResponseError::NotLeaderOrFollower,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Decode(_) => ResponseError::CorruptMessage,
