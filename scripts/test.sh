@@ -13,6 +13,15 @@ cargo build --release --workspace --locked
 echo "==> cargo test"
 cargo test --workspace --release --locked
 
+# The fault tests (tests/clients/test_faults.py) run a broker built with the io crate's fault
+# seam, which reads STRAND_FAULTS; every other test runs the production build. Cargo keeps
+# both builds; the last command leaves target/release/strand the production one.
+echo "==> building the fault-injection broker (target/release/strand-faults)"
+cargo build --release --locked --features fault-injection
+cp "$REPO_ROOT/target/release/strand" "$REPO_ROOT/target/release/strand-faults"
+cargo build --release --workspace --locked
+export STRAND_FAULTS_BIN="${STRAND_FAULTS_BIN:-$REPO_ROOT/target/release/strand-faults}"
+
 STRAND_BIN="${STRAND_BIN:-$REPO_ROOT/target/release/strand}"
 if [[ ! -x "$STRAND_BIN" ]]; then
     echo "error: broker binary not found at $STRAND_BIN" >&2

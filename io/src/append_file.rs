@@ -14,6 +14,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 
+use crate::error::out_of_space;
 use crate::faults::{self, FaultOp};
 use crate::reader::{FileReader, ReadBackend};
 use crate::{IoError, IoMode, Result};
@@ -21,9 +22,6 @@ use crate::{IoError, IoMode, Result};
 /// Direct writes are done in whole pages of this size (a multiple of every device's O_DIRECT
 /// alignment that strand runs on).
 pub const PAGE_BYTES: u64 = 4096;
-
-const EOPNOTSUPP: i32 = 95;
-const ENOSPC: i32 = 28;
 
 enum WriteBackend {
     /// O_DIRECT. `tail` holds the bytes of the partial page at `align_down(len)`, kept so the
@@ -149,14 +147,14 @@ impl AppendFile {
             Ok(()) => self.allocated = target,
             Err(e) => {
                 let e: std::io::Error = e.into();
-                match e.raw_os_error() {
+                if e.kind() == std::io::ErrorKind::Unsupported {
                     // Not every filesystem can fallocate; appends then allocate as they go.
-                    Some(EOPNOTSUPP) => self.preallocate_bytes = 0,
-                    // Too little space to reserve a whole step: the write itself finds out
-                    // whether its own bytes fit; reserving is tried again on the next append.
-                    Some(ENOSPC) => {}
-                    _ => return Err(IoError::os("fallocate", &self.path, e)),
+                    self.preallocate_bytes = 0;
+                } else if !out_of_space(&e) {
+                    return Err(IoError::os("fallocate", &self.path, e));
                 }
+                // Out of space for a whole step: the write itself finds out whether its own
+                // bytes fit; reserving is tried again on the next append.
             }
         }
         Ok(())

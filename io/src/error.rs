@@ -26,11 +26,16 @@ impl IoError {
     /// A failed fdatasync never counts: the kernel may have dropped the dirty pages, so the
     /// log goes offline instead.
     pub fn is_out_of_space(&self) -> bool {
-        const ENOSPC: i32 = 28;
-        const EDQUOT: i32 = 122;
         match self {
-            Self::Os { op, source, .. } => *op != "fdatasync" && matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT)),
+            Self::Os { op, source, .. } => *op != "fdatasync" && out_of_space(source),
             Self::ShortWrite { op, .. } => *op == "write",
         }
     }
+}
+
+/// ENOSPC or EDQUOT. glommio keeps the kind but not the OS code when it adds the operation
+/// and path to an error, so the kind is what tells.
+pub(crate) fn out_of_space(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(error.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }

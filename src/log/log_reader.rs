@@ -15,6 +15,10 @@ impl PartitionLog {
     /// from the tail cache when the offset is there; otherwise one catch-up read of the window
     /// from the nearest index entry.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
+        // An offline log serves nothing, as Kafka's offline replicas do (KAFKA_STORAGE_ERROR).
+        if let Some(failure) = &self.state.borrow().failure {
+            return Err(LogError::Offline(failure.clone()));
+        }
         let offsets = self.offsets();
         if offset < offsets.log_start_offset || offset > offsets.high_watermark {
             return Err(LogError::OffsetOutOfRange { offset, offsets });

@@ -1,8 +1,10 @@
 """Crash and fault tests: no acknowledged message is ever lost.
 
-1. SIGKILL under acks=all load, 12 cycles, 3 topics x 4 partitions (partition -> shard is
+1. SIGKILL under acks=all load, 20 cycles, 3 topics x 4 partitions (partition -> shard is
    crc32c(topic) + partition mod 2, so each topic has partitions on both shards); every 4th
    restart is itself SIGKILLed a few ms after the spawn, while partitions are recovering.
+   Run once with an at-most-once producer and once with an idempotent one (retries on, so
+   any duplicate the broker stores is counted).
 2. The same with 64 KiB segments, so kills land around segment rolls and index writes.
 3. SIGTERM under load: nothing acknowledged is lost, every partition leaves a clean-shutdown
    marker, and the next start skips the recovery scan (no truncation warnings, clean=true).
@@ -97,7 +99,7 @@ def cut_kinds(log: str) -> Counter:
 
 def kill_cycles(broker, tps: list, cycles: int, rng: random.Random, log,
                 startup_kill_every: int = 0, key_space: int = 0, rate_per_s: int = RATE_PER_S,
-                term_first_s: tuple | None = None) -> tuple[Ledger, list, dict]:
+                term_first_s: tuple | None = None, producer: dict | None = None) -> tuple[Ledger, list, dict]:
     """Produces in the background and SIGKILLs + restarts the broker ``cycles`` times. Every
     ``startup_kill_every``-th cycle the restart itself is also SIGKILLed once, a few ms after
     the spawn, so a kill lands during recovery.
@@ -111,7 +113,7 @@ def kill_cycles(broker, tps: list, cycles: int, rng: random.Random, log,
     regressions = []
     stats = Counter()
     for cycle in range(1, cycles + 1):
-        session = LoadSession(broker.bootstrap, ledger, tps, rate_per_s, key_space=key_space).start()
+        session = LoadSession(broker.bootstrap, ledger, tps, rate_per_s, key_space=key_space, **(producer or {})).start()
         try:
             wait_until(lambda: session.acked_since_start() >= WARMUP_ACKS or session.error, 30,
                        interval=0.02, what=f"cycle {cycle}: {WARMUP_ACKS} acknowledgements after the (re)start")
@@ -175,17 +177,22 @@ def check_verdict(capsys, title: str, ledger: Ledger, tps: list, broker, regress
 # 1. SIGKILL cycles
 # ---------------------------------------------------------------------------
 
-KILL_CYCLES = 12
+KILL_CYCLES = 20
+# An idempotent producer retries what a kill left unanswered; the broker must store each
+# message once (the verdict counts every extra copy as duplicated).
+IDEMPOTENT = {"enable.idempotence": True, "retries": 2_147_483_647, "max.in.flight.requests.per.connection": 5}
 
 
-@pytest.mark.timeout(150)
-def test_sigkill_under_acks_all_load_loses_nothing_acknowledged(broker, capsys):
-    rng = random.Random(SEED)
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("idempotent", [False, True], ids=["at-most-once", "idempotent"])
+def test_sigkill_under_acks_all_load_loses_nothing_acknowledged(broker, capsys, idempotent):
+    rng = random.Random(SEED + 10 * idempotent)
     tps = make_topics(broker.bootstrap, "crash")
     started = time.monotonic()
     ledger, regressions, stats = kill_cycles(broker, tps, KILL_CYCLES, rng, lambda s: report(capsys, s),
-                                             startup_kill_every=4)
-    check_verdict(capsys, "SIGKILL under acks=all load", ledger, tps, broker, regressions,
+                                             startup_kill_every=4, producer=IDEMPOTENT if idempotent else None)
+    check_verdict(capsys, f"SIGKILL under acks=all load, {'idempotent' if idempotent else 'at-most-once'} producer",
+                  ledger, tps, broker, regressions,
                   extra=(f"cycles={KILL_CYCLES} {', '.join(f'{k}={n}' for k, n in stats.items())}, "
                          f"elapsed {time.monotonic() - started:.1f}s",))
 

@@ -1,0 +1,256 @@
+"""Storage faults end-to-end: a full disk and failing I/O, against the real broker.
+
+1. Disk full: the data directory lives on a size-limited tmpfs the test mounts (needs root).
+   Produce gets KAFKA_STORAGE_ERROR, the broker stays up and serves reads, and accepts writes
+   again once space is freed; nothing acknowledged is lost.
+2. EIO on write, on fdatasync and on read, injected into a broker built with the io crate's
+   fault seam (``cargo build --features fault-injection``, kept as target/release/strand-faults,
+   or STRAND_FAULTS_BIN) through the STRAND_FAULTS environment variable. A failed write or
+   fdatasync takes its partition offline (KAFKA_STORAGE_ERROR for produce and fetch, as
+   Kafka's offline replicas answer) and acknowledges nothing it did not make durable; a failed
+   read fails that fetch only. Other partitions are unaffected, and after a restart without
+   the fault every acknowledged record is there.
+
+Requests go through the raw protocol client (one request, one write): the error code of each
+produce and fetch is asserted exactly.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    DEFAULT_BIN,
+    Broker,
+    RawKafka,
+    create_topic,
+    record_batch,
+    unique_topic,
+    wait_until,
+)
+from crashkit import ConfiguredBroker, wait_ready
+
+ERR_KAFKA_STORAGE_ERROR = 56
+EIO = 5
+SMALL_FS_MB = 48
+BIG_BATCH_BYTES = 64 << 10
+SEGMENT = "00000000000000000000.log"
+
+
+@pytest.fixture(scope="session")
+def faults_bin() -> Path:
+    given = os.environ.get("STRAND_FAULTS_BIN")
+    path = Path(given) if given else Path(DEFAULT_BIN).with_name("strand-faults")
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        if given:
+            pytest.fail(f"STRAND_FAULTS_BIN={given} is not an executable", pytrace=False)
+        pytest.skip(f"no fault-injection build at {path} (scripts/test.sh builds it)")
+    return path
+
+
+def run_config(extra: str = "") -> str:
+    """The config of this pass (STRAND_CONFIG, e.g. buffered mode) plus ``extra``."""
+    base = os.environ.get("STRAND_CONFIG")
+    return (Path(base).read_text() if base else "") + "\n" + extra
+
+
+def start(broker: Broker, request) -> Broker:
+    request.node._strand_broker = broker  # the failure report attaches this broker's log
+    broker.start()
+    wait_ready(broker)
+    return broker
+
+
+def produce_one(raw: RawKafka, topic: str, value: bytes) -> tuple[int, int]:
+    """Produces one single-record batch: (error code, base offset)."""
+    [(_, _, code, offset)] = raw.produce(topic, 0, record_batch([value]))
+    return code, offset
+
+
+def fetch_values(raw: RawKafka, topic: str) -> tuple[int, list[bytes]]:
+    """Fetches the partition from offset 0 until its high watermark: (error code, values)."""
+    from kafka.record import MemoryRecords
+
+    values: list[bytes] = []
+    offset = 0
+    while True:
+        [(_, _, code, high, records)] = raw.fetch(topic, 0, offset)
+        if code != 0:
+            return code, values
+        batches = MemoryRecords(records) if records else None
+        got = 0
+        while batches is not None and batches.has_next():
+            for record in batches.next_batch():
+                if record.offset >= offset:
+                    assert record.offset == offset, f"{topic}: offset {record.offset} where {offset} was next"
+                    values.append(record.value)
+                    offset += 1
+                    got += 1
+        if offset >= high or got == 0:
+            return 0, values
+
+
+def assert_no_panic(broker: Broker) -> None:
+    log = broker.log_text()
+    assert "panicked" not in log, log[-5000:]
+
+
+# ---------------------------------------------------------------------------
+# 1. disk full
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A SMALL_FS_MB tmpfs mounted for the test."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL_FS_MB}m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(path: Path) -> int:
+    """Writes ``path`` until the filesystem is full; returns its size."""
+    chunk = b"\xa5" * (256 << 10)
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        while True:
+            try:
+                written += f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+                if len(chunk) <= 4096:
+                    return written
+                chunk = chunk[: len(chunk) // 2]
+
+
+@pytest.mark.timeout(120)
+def test_disk_full_refuses_produce_keeps_reads_and_recovers_when_space_is_freed(strand_bin, small_fs, tmp_path,
+                                                                                request):
+    broker = start(ConfiguredBroker(strand_bin, small_fs / "data", tmp_path / "broker.log", run_config(),
+                                    shards=1), request)
+    full, other = unique_topic("full"), unique_topic("other")
+    create_topic(broker.bootstrap, full, 1)
+    create_topic(broker.bootstrap, other, 1)
+    with RawKafka(broker.bootstrap) as raw:
+        acked = []
+        for i in range(20):
+            value = b"before-%d" % i
+            code, _ = produce_one(raw, full, value)
+            assert code == 0
+            acked.append(value)
+        assert produce_one(raw, other, b"other-0")[0] == 0
+
+        filler = small_fs / "filler"
+        filled = fill(filler)
+        # The active segment keeps the space it reserved ahead (log.segment.preallocate.bytes):
+        # produce succeeds until that is used up, then the disk is full for it too.
+        code, big = 0, 0
+        while code == 0:
+            assert big < (SMALL_FS_MB << 20) // BIG_BATCH_BYTES, "the disk never filled up"
+            value = b"big-%06d|" % big + b"x" * (BIG_BATCH_BYTES - 11)
+            code, _ = produce_one(raw, full, value)
+            if code == 0:
+                acked.append(value)
+                big += 1
+        assert code == ERR_KAFKA_STORAGE_ERROR, code
+        refused = [produce_one(raw, full, b"refused-%d" % i)[0] for i in range(5)]
+        assert refused == [ERR_KAFKA_STORAGE_ERROR] * 5, refused
+        # reads go on while the disk is full
+        assert fetch_values(raw, full) == (0, acked)
+        assert fetch_values(raw, other) == (0, [b"other-0"])
+        assert broker.is_running()
+
+        filler.unlink()
+        wait_until(lambda: produce_one(raw, full, b"after-0")[0] == 0, 20, interval=0.2,
+                   what="produce accepted again after space was freed")
+        for i in range(1, 20):
+            value = b"after-%d" % i
+            code, _ = produce_one(raw, full, value)
+            assert code == 0
+            acked.append(value)
+        code, values = fetch_values(raw, full)
+    assert code == 0
+    # Batches answered KAFKA_STORAGE_ERROR may still be written once space returns (a client
+    # retries them, as after any storage error); every acknowledged one is there, in order.
+    assert [v for v in values if v in set(acked)] == acked, values
+    assert all(v in set(acked) or v.startswith((b"big-", b"refused-", b"after-0")) for v in values), values
+    assert_no_panic(broker)
+    log = broker.log_text()
+    assert "out of disk space" in log and "disk space available again" in log
+    broker.stop(check=True)
+    print(f"\n    disk full: filler {filled >> 10} KiB, then {big} x 64 KiB acknowledged into the reserved space; "
+          f"{len(acked)} acknowledged in all, {len(values)} read back, 6 produces refused with KAFKA_STORAGE_ERROR")
+
+
+# ---------------------------------------------------------------------------
+# 2. injected EIO
+# ---------------------------------------------------------------------------
+
+
+def faulty_broker(faults_bin, tmp_path, request, monkeypatch, spec: str, extra: str = "") -> Broker:
+    monkeypatch.setenv("STRAND_FAULTS", spec)
+    b = ConfiguredBroker(faults_bin, tmp_path / "data", tmp_path / "broker.log", run_config(extra))
+    return start(b, request)
+
+
+def restart_without_faults(broker: Broker, monkeypatch, request) -> Broker:
+    broker.stop(check=True)
+    monkeypatch.delenv("STRAND_FAULTS")
+    return start(broker, request)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("op", ["write", "sync"])
+def test_eio_on_write_or_fdatasync_takes_the_partition_offline_and_acks_nothing_unsynced(
+        faults_bin, tmp_path, request, monkeypatch, op):
+    topic, other = unique_topic(f"eio{op}"), unique_topic("healthy")
+    # The segment file's first 3 writes (or fdatasyncs) succeed; every later one fails.
+    broker = faulty_broker(faults_bin, tmp_path, request, monkeypatch, f"{op}:{topic}-0/{SEGMENT}:{EIO}:1000000:3")
+    create_topic(broker.bootstrap, topic, 1)
+    create_topic(broker.bootstrap, other, 1)
+    with RawKafka(broker.bootstrap) as raw:
+        codes = [produce_one(raw, topic, b"v-%d" % i)[0] for i in range(6)]
+        assert codes == [0, 0, 0] + [ERR_KAFKA_STORAGE_ERROR] * 3, codes
+        assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR, "an offline partition serves no reads"
+        # the other partition is unaffected
+        assert [produce_one(raw, other, b"o-%d" % i)[0] for i in range(3)] == [0, 0, 0]
+        assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
+    assert "going offline" in broker.log_text()
+    assert_no_panic(broker)
+    broker = restart_without_faults(broker, monkeypatch, request)
+    with RawKafka(broker.bootstrap) as raw:
+        code, values = fetch_values(raw, topic)
+        assert code == 0
+        # The fourth batch was never acknowledged; after a failed fdatasync it may still have
+        # reached the disk, after a failed write it cannot have.
+        assert values[:3] == [b"v-0", b"v-1", b"v-2"], values
+        possible = ([], [b"v-3"]) if op == "sync" else ([],)
+        assert values[3:] in possible, values
+        assert produce_one(raw, topic, b"v-after")[0] == 0, "the partition takes writes after the restart"
+    assert_no_panic(broker)
+
+
+@pytest.mark.timeout(90)
+def test_eio_on_read_fails_the_fetch_and_leaves_the_log_intact(faults_bin, tmp_path, request, monkeypatch):
+    topic = unique_topic("eioread")
+    # No tail cache: every fetch reads the segment file, and every read of it fails.
+    broker = faulty_broker(faults_bin, tmp_path, request, monkeypatch, f"read:{topic}-0/:{EIO}:1000000",
+                           extra="shard.tail.cache.bytes = 0\n")
+    create_topic(broker.bootstrap, topic, 1)
+    with RawKafka(broker.bootstrap) as raw:
+        assert [produce_one(raw, topic, b"r-%d" % i)[0] for i in range(3)] == [0, 0, 0]
+        assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR
+        assert produce_one(raw, topic, b"r-3")[0] == 0, "a failed read does not stop writes"
+    assert_no_panic(broker)
+    broker = restart_without_faults(broker, monkeypatch, request)
+    with RawKafka(broker.bootstrap) as raw:
+        assert fetch_values(raw, topic) == (0, [b"r-0", b"r-1", b"r-2", b"r-3"])
