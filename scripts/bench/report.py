@@ -133,12 +133,13 @@ def markdown(results: dict, plots: dict) -> str:
                 f"\nDisk O_DIRECT sequential read (1 MiB reads, one in flight): {num(disk)} MiB/s"
                 + (f" (dd {num(dig(w, 'disk', 'dd_mib_per_second'))}, fio {num(dig(w, 'disk', 'fio_mib_per_second'))})" if disk else "") + ".\n"]
     if "W5" in w:
-        rows = [[m, str(n), num(r["idle_kib_per_partition"], 1), num(r["loaded_kib_per_partition"], 1),
+        rows = [[m, str(n), num(r.get("created_kib_per_partition"), 1), num(r["idle_kib_per_partition"], 1),
+                 num(r["loaded_kib_per_partition"], 1),
                  ms(r["fixed_rate"]["e2e_ms"]["p99"]), ms(r["fixed_rate"]["e2e_ms"]["p99_9"]), num(r["max_messages_per_second"]),
                  num(r["peak_rss_mib"])]
                 for m, runs in w["W5"]["modes"].items() for n, r in runs.items()]
         out += [f"\n### W5 many partitions: {w['W5']['rate']:,.0f} msg/s in total, then max rate\n\n",
-                table(["mode", "partitions", "KiB per idle partition", "KiB per partition loaded", "e2e p99 ms",
+                table(["mode", "partitions", "KiB per partition created", "KiB per idle partition", "KiB per partition loaded", "e2e p99 ms",
                        "e2e p99.9 ms", "max msg/s", "peak RSS MiB"], rows)]
     if "W7" in w:
         rows = [[m, num(f["messages_per_second"]), *latency_cells(f), num(f["cpu_us_per_message"], 1), *cost_cells(f)]

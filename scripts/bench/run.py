@@ -4,8 +4,8 @@ catch-up), W5 (many partitions) and W7 (small messages), each in three broker mo
 buffered without fsync, buffered with fsync per batch), the broker and the load generator
 pinned to different cores. See docs/benchmarks.md.
 
-    scripts/bench/run.py                      # everything, full length (about 2 hours)
-    scripts/bench/run.py --quick              # a smoke run of a few minutes
+    scripts/bench/run.py                      # everything, full length (about an hour)
+    scripts/bench/run.py --quick              # a smoke run of about 10 minutes
     scripts/bench/run.py --workloads W1,W3 --modes strict,buffered-nofsync
 
 Writes OUT/summary.json, OUT/tables.md (paste into docs/benchmarks.md), OUT/benchmarks/*.png
@@ -45,8 +45,8 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--rate", type=float, help="W1/W3/W5 rate in msg/s (default: half the slowest mode's probed max)")
     p.add_argument("--small-rate", type=float, help="W7 rate in msg/s (default: the W1 rate)")
     p.add_argument("--duration", type=float, help="seconds of each W1/W3/W5/W7 measurement (default 60, quick 5)")
-    p.add_argument("--backlog-mb", type=int, help="W3 backlog in MiB (default 4096, quick 384)")
-    p.add_argument("--memory-limit-mb", type=int, help="W3 broker memory cgroup limit in MiB, 0 = none (default 1024, quick 192)")
+    p.add_argument("--backlog-mb", type=int, help="W3 backlog in MiB (default 4096, quick 512)")
+    p.add_argument("--memory-limit-mb", type=int, help="W3 broker memory cgroup limit in MiB, 0 = none (default 1024, quick 256)")
     p.add_argument("--keep-data", action="store_true", help="keep the brokers' data directories")
     a = p.parse_args(argv)
     workloads_, modes = a.workloads.upper().split(","), a.modes.split(",")
@@ -59,7 +59,7 @@ def parse_args(argv: list[str]) -> Settings:
                  w1_rate=a.rate, w7_rate=a.small_rate)
     if a.quick:
         s.probe_s, s.measure_s, s.step_s, s.warmup_s = 4, 5, 4, 1
-        s.w3_backlog_mb, s.w3_memory_limit_mb, s.disk_test_mb, s.w2_steps_max = 384, 192, 256, 6
+        s.w3_backlog_mb, s.w3_memory_limit_mb, s.disk_test_mb, s.w2_steps_max = 512, 256, 256, 6
     s.measure_s = a.duration or s.measure_s
     s.w3_backlog_mb = a.backlog_mb or s.w3_backlog_mb
     s.w3_memory_limit_mb = s.w3_memory_limit_mb if a.memory_limit_mb is None else a.memory_limit_mb

@@ -104,6 +104,8 @@ def w3(session: Session, rate: float) -> dict:
             fill = session.bench(broker, f"W3/{mode}/fill",
                                  ["produce", *load(s, "w3", warmup=0), "--messages", str(backlog_messages)], plot=False)
             dropped = try_drop_page_cache(f"W3 {mode}")
+            # The drop also evicted the broker's and the client's code; let it fault back in.
+            time.sleep(2)
             log(f"W3 {mode}: tailing at {rate:.0f} msg/s for {s.measure_s} s, then again while a consumer drains the backlog")
             doc = session.bench(broker, f"W3/{mode}/catch-up",
                                 ["scenario", "catch-up", *load(s, "w3"), "--rate", f"{rate:.0f}", "--duration", f"{s.measure_s}s",
@@ -160,6 +162,9 @@ def w5(session: Session, rate: float) -> dict:
                           "--brokers", s.listen]
                 subprocess.run(create, check=True, stdout=subprocess.DEVNULL)
                 time.sleep(3)
+                created = broker.rss_kib()
+                touch_every_partition(s, partitions)
+                time.sleep(3)
                 idle = broker.rss_kib()
                 name = f"W5/{mode}-{partitions}"
                 fixed = single(session, broker, f"{name}/e2e", [*e2e(rate, s.measure_s), *load(s, "w5", partitions)])
@@ -167,6 +172,7 @@ def w5(session: Session, rate: float) -> dict:
                 top = single(session, broker, f"{name}/max-rate", ["produce", *load(s, "w5", partitions), "--duration", f"{s.probe_s}s"])
             runs[partitions] = {
                 "baseline_rss_kib": baseline,
+                "created_kib_per_partition": (created - baseline) / partitions,
                 "idle_kib_per_partition": (idle - baseline) / partitions,
                 "loaded_kib_per_partition": (loaded - baseline) / partitions,
                 "fixed_rate": fixed,
@@ -178,6 +184,16 @@ def w5(session: Session, rate: float) -> dict:
                 f"e2e p99 {fixed['e2e_ms']['p99']:.2f} ms at {rate:.0f} msg/s, max {top['messages_per_second']:.0f} msg/s")
         modes[mode] = runs
     return {"rate": rate, "modes": modes}
+
+
+def touch_every_partition(s, partitions: int) -> None:
+    """Writes a few one-byte records to every partition of w5, so that each has opened its
+    segment and writer (an idle partition, not a never-used one). Keyless records with sticky
+    partitioning off land on a random partition each: 16 per partition on average leave a
+    partition out with probability e^-16."""
+    produce = ["taskset", "-c", s.client_cores, str(s.strand), "produce", "w5", "--brokers", s.listen, "--acks", "all",
+               "-X", "sticky.partitioning.linger.ms=0"]
+    subprocess.run(produce, input="x\n" * (16 * partitions), text=True, check=True, capture_output=True)
 
 
 def w7(session: Session, rate: float) -> dict:
