@@ -100,13 +100,26 @@ def cost_cells(f: dict) -> list[str]:
 LATENCY = ["e2e p50 ms", "p99 ms", "p99.9 ms", "max ms"]
 
 
+def commands(results: dict) -> str:
+    """The strict mode's commands (the other modes differ in broker.toml only), OUT for the
+    result directory; of W2's ladder only the first step."""
+    s = results["settings"]
+    lines = [f"taskset -c {s['broker_cores']} strand serve --config OUT/<workload>/<mode>/broker.toml "
+             f"--data-dir {s['data_root']}/<workload>-<mode> --listen {s['listen']} --shards {s['shards']}"]
+    for name, command in results.get("commands", []):
+        if "/strict" in name and not (name.startswith("W2/") and not name.endswith("step-01")):
+            lines.append(command.replace(s["out"], "OUT").replace(s["strand"], "strand"))
+    return "\nCommands (strict mode; W3 also drops the page cache between fill and scenario):\n\n```sh\n" + "\n".join(lines) + "\n```\n"
+
+
 def markdown(results: dict, plots: dict) -> str:
     s, w = results["settings"], results["workloads"]
-    out = ["### Machine\n", table(["machine", ""], [[k, str(v)] for k, v in results["machine"].items()])]
+    out = ["### Machine\n\n", table(["machine", ""], [[k, str(v)] for k, v in results["machine"].items()])]
     out.append(f"\nDriver: `{results['command']}` ({results['started']}, {results['wall_seconds'] / 60:.1f} min). "
                f"Broker on cores {s['broker_cores']} (--shards {s['shards']}), load generator on cores {s['client_cores']}; "
                f"{s['partitions']} partitions, {s['message_size']} B values, acks=all unless stated. "
                "Every `strand bench` command is in `summary.json` and next to its output.\n")
+    out.append(commands(results))
     if "W1" in w:
         rows = [[m, num(f["messages_per_second"]), *latency_cells(f), ms(f["produce_ms"]["p99"]), *cost_cells(f)]
                 for m, f in w["W1"]["modes"].items()]

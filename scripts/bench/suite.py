@@ -60,6 +60,7 @@ class Session:
         self.settings = settings
         self.results: dict = {"settings": {}, "workloads": {}}
         self.plots: list[tuple[str, Path]] = []
+        self.results["commands"] = []
 
     def dir(self, *parts: str) -> Path:
         path = self.settings.out.joinpath(*parts)
@@ -117,6 +118,7 @@ class Session:
         doc["broker_cpu_seconds"] = cpu
         doc["wall_seconds"] = time.monotonic() - started
         doc["command"] = " ".join(command)
+        self.results["commands"].append([name, doc["command"]])
         if plot:
             self.plots.append((name, Path(f"{stem}.png")))
         return doc

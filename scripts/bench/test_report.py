@@ -66,13 +66,18 @@ class FigureTests(unittest.TestCase):
 
 class MarkdownTests(unittest.TestCase):
     def test_tables_and_target_results_are_rendered(self):
-        results = {"settings": {"broker_cores": "0", "client_cores": "1", "shards": 1, "partitions": 16, "message_size": 1024},
+        results = {"settings": {"broker_cores": "0", "client_cores": "1", "shards": 1, "partitions": 16, "message_size": 1024,
+                                "data_root": "/d", "listen": "h:1", "out": "/r/x", "strand": "/t/strand"},
+                   "commands": [["W1/strict/e2e", "taskset -c 1 /t/strand bench e2e --json /r/x/W1/strict/e2e.json"],
+                                ["W1/buffered-fsync/e2e", "not shown"]],
                    "machine": {"cpu": "test"}, "command": "run.py --quick", "started": "now", "wall_seconds": 60.0,
                    "workloads": {"W1": {"rate": 1000, "modes": {"strict": e2e_mode(3.0, 4.0)}}}}
         results["targets"] = report.targets(results["workloads"])
         text = report.markdown(results, {"W1 strict": "benchmarks/w1-strict-e2e.png"})
         self.assertIn("| strict | 1,000 | 0.50 | 3.00 | 4.00 | 8.00 | 1.00 | 2.0 | 50 |", text)
         self.assertIn("not measured", text)
+        self.assertIn("taskset -c 1 strand bench e2e --json OUT/W1/strict/e2e.json", text)
+        self.assertNotIn("not shown", text)
         self.assertIn("![W1 strict](benchmarks/w1-strict-e2e.png)", text)
 
 

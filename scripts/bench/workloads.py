@@ -3,7 +3,7 @@ latencies are milliseconds, rates messages (or MiB) per second.
 
 probe  max-rate produce per mode: W1's rate is half the slowest mode's, W2 starts from it
 W1     fixed rate, 1 KiB values: end-to-end latency
-W2     W1 stepped up (x1.25) until end-to-end p99 passes 50 ms or the rate is not kept
+W2     W1 stepped up (x1.25) until end-to-end p99 passes 50 ms or the rate is not kept, twice
 W3     W1 plus a consumer draining a backlog from offset 0, after the page cache was dropped
 W5     16, 256, 1024 partitions at W1's rate, then at max rate; memory per partition
 W7     100-byte values at W1's message rate: CPU per message
@@ -69,7 +69,7 @@ def w2(session: Session, start_rates: dict) -> dict:
     s = session.settings
     modes = {}
     for mode in s.modes:
-        rate, best, steps, halvings = start_rates[mode], None, [], 0
+        rate, best, steps, halvings, retried = start_rates[mode], None, [], 0, False
         with session.broker("W2", mode) as broker:
             cpu_before = broker.cpu_seconds()
             messages = bytes_ = 0
@@ -82,9 +82,11 @@ def w2(session: Session, start_rates: dict) -> dict:
                 log(f"W2 {mode}: {rate:.0f} msg/s -> {f['messages_per_second']:.0f} msg/s, e2e p99 {f['e2e_ms']['p99']:.2f} ms: "
                     + ("sustained" if ok else "not sustained"))
                 if ok:
-                    best, rate = steps[-1], rate * s.w2_step_factor
+                    best, rate, retried = steps[-1], rate * s.w2_step_factor, False
+                elif not retried:
+                    retried = True  # one stall on a busy machine should not end the ladder: run the step again
                 elif best is None and halvings < 3:
-                    rate, halvings = rate / 2, halvings + 1
+                    rate, halvings, retried = rate / 2, halvings + 1, False
                 else:
                     break
             cost = cost_figures(broker.cpu_seconds() - cpu_before, messages, bytes_, broker.peak_rss_kib())
