@@ -1,0 +1,85 @@
+"""Unit tests of the suite's arithmetic and report, without a broker:
+python3 -m unittest discover -s scripts/bench
+"""
+
+import os
+import unittest
+
+import report
+from broker import MODES, cpu_seconds, status_kib
+from suite import cost_figures, phase_figures
+
+
+def e2e_mode(p99: float, p99_9: float) -> dict:
+    return {"messages_per_second": 1000.0, "produce_ms": {"p99": 1.0}, "cpu_seconds_per_gb": 2.0, "peak_rss_mib": 50.0,
+            "e2e_ms": {"p50": 0.5, "p99": p99, "p99_9": p99_9, "max": p99_9 * 2}}
+
+
+class TargetTests(unittest.TestCase):
+    def test_ratios_are_judged_against_their_thresholds_in_the_right_direction(self):
+        w = {"W1": {"rate": 1000, "modes": {"strict": e2e_mode(3.0, 4.0), "buffered-nofsync": e2e_mode(1.0, 2.0),
+                                            "buffered-fsync": e2e_mode(5.0, 8.0)}},
+             "W2": {"modes": {m: {"max_sustainable": {"messages_per_second": r}} for m, r in
+                              [("strict", 90.0), ("buffered-nofsync", 100.0), ("buffered-fsync", 50.0)]}}}
+        by_name = {t["target"]: t for t in report.targets(w)}
+        self.assertIs(by_name["strict max sustainable rate >= 0.8x buffered-nofsync"]["met"], True)
+        self.assertIs(by_name["strict max sustainable rate >= 2x buffered-fsync"]["met"], False)
+        self.assertIs(by_name["strict e2e p99 <= 1.5x buffered-nofsync p99"]["met"], False)
+        self.assertAlmostEqual(by_name["strict e2e p99.9 <= buffered-fsync p99.9"]["value"], 0.5)
+        self.assertIs(by_name["strict e2e p99.9 <= buffered-fsync p99.9"]["met"], True)
+
+    def test_targets_without_their_workload_are_not_measured(self):
+        self.assertTrue(all(t["met"] is None and t["value"] is None for t in report.targets({})))
+
+    def test_w5_targets_read_partition_counts_from_memory_or_from_json(self):
+        runs = {16: {"max_messages_per_second": 100.0}, 1024: {"max_messages_per_second": 70.0, "idle_kib_per_partition": 20.0}}
+        for keyed in (runs, {str(k): v for k, v in runs.items()}):
+            by_workload = [t for t in report.targets({"W5": {"modes": {"strict": keyed}}}) if t["workload"] == "W5"]
+            self.assertEqual([t["met"] for t in by_workload], [False, True])
+
+
+class FigureTests(unittest.TestCase):
+    def test_cpu_per_gb_and_per_message_divide_by_what_was_produced(self):
+        f = cost_figures(cpu_seconds=3.0, messages=1_000_000, bytes_=2_000_000_000, peak_rss_kib=2048)
+        self.assertAlmostEqual(f["cpu_seconds_per_gb"], 1.5)
+        self.assertAlmostEqual(f["cpu_us_per_message"], 3.0)
+        self.assertAlmostEqual(f["peak_rss_mib"], 2.0)
+        self.assertIsNone(cost_figures(1.0, 0, 0, 0)["cpu_seconds_per_gb"])
+
+    def test_records_acknowledged_but_not_received_are_counted(self):
+        phase = {"produce": {"messages_per_second": 10.0, "measured_messages": 100, "latency": {"percentiles": {"p99": 2500}}},
+                 "end_to_end": {"measured_messages": 97, "latency": {"percentiles": {"p99": 3000}}}}
+        f = phase_figures(phase)
+        self.assertEqual(f["not_received"], 3)
+        self.assertAlmostEqual(f["produce_ms"]["p99"], 2.5)
+        self.assertAlmostEqual(f["e2e_ms"]["p99"], 3.0)
+
+    def test_this_process_has_cpu_time_and_a_peak_rss(self):
+        self.assertGreaterEqual(cpu_seconds(os.getpid()), 0.0)
+        self.assertGreater(status_kib(os.getpid(), "VmHWM"), 0)
+
+    def test_modes_differ_only_in_io_mode_and_flush_interval(self):
+        self.assertIn('log.io.mode = "direct"', MODES["strict"].config())
+        self.assertIn("log.flush.interval.messages = 1\n", MODES["buffered-fsync"].config())
+        self.assertIn("log.flush.interval.messages = 9223372036854775807", MODES["buffered-nofsync"].config())
+
+
+class MarkdownTests(unittest.TestCase):
+    def test_tables_and_target_results_are_rendered(self):
+        results = {"settings": {"broker_cores": "0", "client_cores": "1", "shards": 1, "partitions": 16, "message_size": 1024,
+                                "data_root": "/d", "listen": "h:1", "out": "/r/x", "strand": "/t/strand"},
+                   "commands": [["W1/strict/e2e", "taskset -c 1 /t/strand bench e2e --json /r/x/W1/strict/e2e.json"],
+                                ["W1/buffered-fsync/e2e", "not shown"]],
+                   "machine": {"cpu": "test"}, "command": "run.py --quick", "started": "now", "wall_seconds": 60.0,
+                   "workloads": {"W1": {"rate": 1000, "modes": {"strict": e2e_mode(3.0, 4.0)}}}}
+        results["targets"] = report.targets(results["workloads"])
+        text = report.markdown(results, {"W1 strict": "benchmarks/w1-strict-e2e.png"})
+        self.assertIn("| strict | 1,000 | 0.50 | 3.00 | 4.00 | 8.00 | 1.00 | 2.0 | 50 |", text)
+        self.assertIn("not measured", text)
+        self.assertIn("taskset -c 1 strand bench e2e --json OUT/W1/strict/e2e.json", text)
+        self.assertNotIn("not shown", text)
+        self.assertIn("![W1 strict](benchmarks/w1-strict-e2e.png)", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
