@@ -32,7 +32,10 @@ pub struct Broker {
 
 impl Broker {
     /// Starts every shard and waits until all serve on `listen`, or one fails to start.
-    pub fn start(config: BrokerConfig, listen: SocketAddr) -> Result<Self, anyhow::Error> {
+    pub fn start(mut config: BrokerConfig, listen: SocketAddr) -> Result<Self, anyhow::Error> {
+        // glommio resolves no relative directory path ("." fails with EBADF): the shards only
+        // ever see absolute ones.
+        config.log_dirs = std::path::absolute(&config.log_dirs)?;
         let config = Arc::new(config);
         let options = RuntimeOptions {
             shards: config.shards,

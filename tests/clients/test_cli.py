@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RawKafka, create_topic, free_port, unique_topic, wait_for_topic
+from conftest import Broker, RawKafka, create_topic, free_port, unique_topic, wait_for_topic
 
 TIMEOUT = 120
 
@@ -159,6 +159,27 @@ def test_config_print_round_trips_and_check_reports_one_line(strand_bin, tmp_pat
     proc = cli(strand_bin, None, "config", "check", str(bad), check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "strand: unknown config key 'num.partitons'", proc.stderr
+
+
+class RelativeDirBroker(Broker):
+    """A broker given its data directory relative to its working directory, as in the README's
+    `strand serve` (default ./strand-data)."""
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        cmd[cmd.index("--data-dir") + 1] = self.data_dir.name
+        return cmd
+
+
+def test_serve_with_a_relative_data_dir(strand_bin, tmp_path):
+    b = RelativeDirBroker(strand_bin, tmp_path / "rel" / "data", tmp_path / "broker.log", shards=1)
+    b.start()
+    try:
+        topic = unique_topic("rel")
+        create_topic(b.bootstrap, topic, 1)
+        assert (tmp_path / "rel" / "data" / f"{topic}-0").is_dir(), "partition directory under the cwd"
+    finally:
+        b.stop(check=True)
 
 
 def test_a_missing_broker_is_one_line_and_quick(strand_bin):
