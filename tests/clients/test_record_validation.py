@@ -25,10 +25,11 @@ DAY_MS = 24 * 3_600_000
 
 def _create(bootstrap: str, prefix: str, config: dict) -> str:
     topic = unique_topic(prefix)
-    futures = admin_client(bootstrap).create_topics(
+    admin = admin_client(bootstrap)  # kept alive until the future resolves
+    futures = admin.create_topics(
         [NewTopic(topic, num_partitions=1, replication_factor=1, config=config)], request_timeout=ADMIN_TIMEOUT_S)
     futures[topic].result(timeout=ADMIN_TIMEOUT_S)
-    wait_for_topic(bootstrap, topic, 1)
+    wait_for_topic(bootstrap, topic, 1, client=admin)
     return topic
 
 
