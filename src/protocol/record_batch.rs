@@ -232,7 +232,12 @@ pub(crate) mod tests {
 
     /// Encodes a batch of `count` records with the kafka-protocol encoder.
     pub(crate) fn encoded_batch(count: usize, timestamp: i64) -> BytesMut {
-        let records: Vec<Record> = (0..count)
+        encode_records(&test_records(count, timestamp), Compression::None)
+    }
+
+    /// `count` records with keys "key-<i>" and values "value-<i>", timestamps from `timestamp`.
+    pub(crate) fn test_records(count: usize, timestamp: i64) -> Vec<Record> {
+        (0..count)
             .map(|i| Record {
                 transactional: false,
                 control: false,
@@ -249,9 +254,13 @@ pub(crate) mod tests {
                 value: Some(bytes::Bytes::from(format!("value-{i}"))),
                 headers: Default::default(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// One batch of `records`, compressed with `compression`.
+    pub(crate) fn encode_records(records: &[Record], compression: Compression) -> BytesMut {
         let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        let options = RecordEncodeOptions { version: 2, compression };
         RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
         buf
     }

@@ -1,8 +1,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Compression;
 
 use super::*;
+use crate::protocol::record_batch::tests::{encode_records, test_records};
 use crate::protocol::record_batch::verify_batch;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -19,28 +20,15 @@ fn check(batch: &Bytes, rules: &RecordRules) -> Result<(), RecordError> {
     validate_records(batch, &header, rules)
 }
 
-/// A batch of `count` keyed records from the kafka-protocol encoder, timestamps `timestamp`..
+/// A batch of `count` records from the kafka-protocol encoder, timestamps `timestamp`..; every
+/// odd record has no key, every record a header.
 fn encoded(count: usize, timestamp: i64, compression: Compression) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: timestamp + i as i64,
-            key: (i % 2 == 0).then(|| Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: [("h".into(), Some(Bytes::from_static(b"v")))].into_iter().collect(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf.freeze()
+    let mut records = test_records(count, timestamp);
+    for (i, record) in records.iter_mut().enumerate() {
+        record.key = record.key.take().filter(|_| i % 2 == 0);
+        record.headers = [("h".into(), Some(Bytes::from_static(b"v")))].into_iter().collect();
+    }
+    encode_records(&records, compression).freeze()
 }
 
 fn put_varint(buf: &mut BytesMut, n: i64) {
