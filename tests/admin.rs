@@ -9,10 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
+use common::requests::{self, text};
 use common::{batch, Broker, Client};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request as incremental;
@@ -29,21 +29,8 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
-fn text(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
 fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let configs = configs
-        .iter()
-        .map(|(k, v)| CreatableTopicConfig::default().with_name(text(k)).with_value(Some(text(v))))
-        .collect();
-    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
-        .with_name(TopicName(text(name)))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(configs)]);
-    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
+    let response = requests::create_topic(client, name, partitions, configs);
     assert_eq!(response.topics[0].error_code, 0, "{response:?}");
 }
 

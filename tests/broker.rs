@@ -6,64 +6,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use common::requests::{create_topic, fetch, fetch_request, produce, produce_request, topic_name, FETCH_V, PRODUCE_V};
 use common::{batch, records, Broker, Client};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-
-const PRODUCE_V: i16 = 9;
-const FETCH_V: i16 = 12;
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_owned()))
-}
-
-fn create_topic(client: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
-    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
-    client.call(ApiKey::CreateTopics, 7, &request)
-}
-
-fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
-    ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(topic_name(topic))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))])])
-}
-
-/// Produces one batch; returns (error code, base offset).
-fn produce(client: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-    let response: ProduceResponse = client.call(ApiKey::Produce, PRODUCE_V, &produce_request(topic, partition, records, -1));
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(50 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
-            FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
-        ])])
-}
-
-fn fetch(client: &mut Client, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> fetch_response::PartitionData {
-    let response: FetchResponse = client.call(ApiKey::Fetch, FETCH_V, &fetch_request(topic, partition, offset, max_wait_ms));
-    response.responses[0].partitions[0].clone()
-}
 
 #[test]
 fn produce_and_fetch_cross_shards_and_survive_a_restart() {
     let mut broker = Broker::start(2);
     let mut client = broker.connect();
-    let created = create_topic(&mut client, "orders", 4);
+    let created = create_topic(&mut client, "orders", 4, &[]);
     assert_eq!(created.topics[0].error_code, 0, "{created:?}");
     for partition in 0..4 {
         let first = format!("p{partition}-a");
@@ -91,7 +44,7 @@ fn produce_and_fetch_cross_shards_and_survive_a_restart() {
 fn pipelined_requests_are_answered_in_order() {
     let broker = Broker::start(2);
     let mut client = broker.connect();
-    create_topic(&mut client, "pipe", 2);
+    create_topic(&mut client, "pipe", 2, &[]);
     // A parked fetch first: later requests finish sooner, yet must be answered after it.
     let mut sent = vec![(client.send(ApiKey::Fetch, FETCH_V, &fetch_request("pipe", 0, 0, 300)), ApiKey::Fetch)];
     for i in 0..20 {
@@ -112,7 +65,7 @@ fn pipelined_requests_are_answered_in_order() {
 fn a_parked_fetch_wakes_when_data_arrives() {
     let broker = Broker::start(2);
     let mut client = broker.connect();
-    create_topic(&mut client, "tail", 1);
+    create_topic(&mut client, "tail", 1, &[]);
     let port = broker.port;
     let producer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -131,7 +84,7 @@ fn a_parked_fetch_wakes_when_data_arrives() {
 fn bad_produces_get_kafka_error_codes_and_nothing_is_written() {
     let broker = Broker::start(2);
     let mut client = broker.connect();
-    create_topic(&mut client, "strict", 1);
+    create_topic(&mut client, "strict", 1, &[]);
     // Unknown topic and unknown partition: UNKNOWN_TOPIC_OR_PARTITION (3).
     assert_eq!(produce(&mut client, "no-such-topic", 0, batch(&["v"], 0)).0, 3);
     assert_eq!(produce(&mut client, "strict", 7, batch(&["v"], 0)).0, 3);
@@ -140,9 +93,10 @@ fn bad_produces_get_kafka_error_codes_and_nothing_is_written() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x55;
     assert_eq!(produce(&mut client, "strict", 0, corrupt.freeze()).0, 2);
-    // A cut batch: CORRUPT_MESSAGE (2).
+    // A cut batch: Kafka's batch iterator finds no whole batch, and ProduceRequest.validateRecords
+    // answers INVALID_RECORD (87).
     let whole = batch(&["v"], 0);
-    assert_eq!(produce(&mut client, "strict", 0, whole.slice(..whole.len() - 3)).0, 2);
+    assert_eq!(produce(&mut client, "strict", 0, whole.slice(..whole.len() - 3)).0, 87);
     // Over message.max.bytes (1 MiB default): MESSAGE_TOO_LARGE (10).
     let big = "b".repeat(1_100_000);
     assert_eq!(produce(&mut client, "strict", 0, batch(&[&big], 0)).0, 10);
@@ -184,7 +138,7 @@ fn unsupported_api_versions_request_gets_the_v0_fallback() {
 fn list_offsets_by_time_finds_the_first_record_at_or_after() {
     let broker = Broker::start(2);
     let mut client = broker.connect();
-    create_topic(&mut client, "times", 1);
+    create_topic(&mut client, "times", 1, &[]);
     produce(&mut client, "times", 0, batch(&["a", "b", "c"], 1000)); // 1000, 1001, 1002
     produce(&mut client, "times", 0, batch(&["d", "e"], 5000)); // 5000, 5001
     let list = |client: &mut Client, timestamp: i64| {
@@ -206,7 +160,7 @@ fn list_offsets_by_time_finds_the_first_record_at_or_after() {
 fn a_retried_idempotent_batch_is_written_once_and_answered_with_its_offset() {
     let mut broker = Broker::start(2);
     let mut client = broker.connect();
-    create_topic(&mut client, "idem", 1);
+    create_topic(&mut client, "idem", 1, &[]);
     let init = |client: &mut Client| {
         let response: InitProducerIdResponse =
             client.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000));

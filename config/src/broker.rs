@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::{BrokerSettings, CleanupPolicy, ConfigError, IoMode, Props};
+use crate::{BrokerSettings, CleanupPolicy, ConfigError, IoMode, Props, TimestampType};
 
 /// The embedded defaults: every key strand knows, with its default value and a comment.
 pub const DEFAULT_TOML: &str = include_str!("../default.toml");
@@ -55,6 +55,10 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     pub num_partitions: i32,
     pub message_max_bytes: i32,
+    pub log_message_timestamp_type: TimestampType,
+    pub log_message_timestamp_difference_max_ms: i64,
+    pub log_message_timestamp_before_max_ms: i64,
+    pub log_message_timestamp_after_max_ms: i64,
     pub socket_request_max_bytes: i32,
     pub max_in_flight_requests_per_connection: usize,
     pub log_segment_bytes: i64,
@@ -133,6 +137,10 @@ impl BrokerConfig {
             auto_create_topics_enable: p.take_bool("auto.create.topics.enable")?,
             num_partitions: to_i32(p.take_int("num.partitions", 1, 1 << 16)?),
             message_max_bytes: to_i32(p.take_int("message.max.bytes", 0, max_i32)?),
+            log_message_timestamp_type: p.take_parsed("log.message.timestamp.type")?,
+            log_message_timestamp_difference_max_ms: p.take_int("log.message.timestamp.difference.max.ms", 0, i64::MAX)?,
+            log_message_timestamp_before_max_ms: p.take_int("log.message.timestamp.before.max.ms", 0, i64::MAX)?,
+            log_message_timestamp_after_max_ms: p.take_int("log.message.timestamp.after.max.ms", 0, i64::MAX)?,
             socket_request_max_bytes: to_i32(p.take_int("socket.request.max.bytes", 1024, max_i32)?),
             max_in_flight_requests_per_connection: to_usize(p.take_int(
                 "max.in.flight.requests.per.connection",

@@ -16,6 +16,7 @@ mod documentation;
 mod error;
 mod io_mode;
 mod props;
+mod timestamp_type;
 mod topic;
 
 pub use alter_config_op::{alter_topic_overrides, AlterConfigOp};
@@ -27,4 +28,5 @@ pub use documentation::documentation;
 pub use error::ConfigError;
 pub use io_mode::IoMode;
 pub use props::Props;
+pub use timestamp_type::TimestampType;
 pub use topic::{TopicConfig, TOPIC_CONFIG_KEYS};

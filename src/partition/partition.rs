@@ -3,14 +3,16 @@
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use strand_config::{BrokerConfig, TopicConfig};
+use bytes::{Bytes, BytesMut};
+use strand_config::{BrokerConfig, TimestampType, TopicConfig};
 use uuid::Uuid;
 
 use super::PartitionError;
 use crate::log::{AppendInfo, CompactionStats, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits};
-use crate::protocol::record_batch::split_batches;
+use crate::protocol::record_batch::{check_client_batch, split_batches, stamp_log_append_time, BatchHeader};
+use crate::protocol::record_validator::{validate_records, RecordRules};
 
 /// Single-node strand has one leader epoch; replication brings epochs that move.
 const LEADER_EPOCH: i32 = 0;
@@ -73,13 +75,11 @@ impl Partition {
         }
         let batches = split_batches(&records)?;
         let config = self.config();
-        if config.cleanup_policy.compact {
-            require_keys(&records)?;
-        }
         let max = config.max_message_bytes;
         if let Some((_, big)) = batches.iter().find(|(_, h)| h.total_bytes() > max as usize) {
             return Err(PartitionError::MessageTooLarge { size: big.total_bytes(), max });
         }
+        let records = validate_produced(records, &batches, &config, wall_clock_ms())?;
         let info = self.log.append_as_leader(records, &batches, LEADER_EPOCH)?;
         if acks != 0 {
             self.log.wait_committed(info.last_offset).await?;
@@ -154,14 +154,37 @@ fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
     }
 }
 
-/// A compacted topic keeps the newest record per key, so every record needs one (Kafka answers
-/// INVALID_RECORD otherwise).
-fn require_keys(records: &Bytes) -> Result<(), PartitionError> {
-    let mut buf = records.clone();
-    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)
-        .map_err(|_| PartitionError::Batch(crate::protocol::record_batch::BatchError::Corrupt))?;
-    if sets.iter().flat_map(|s| &s.records).any(|r| r.key.is_none()) {
-        return Err(PartitionError::InvalidRecord("compacted topic cannot accept a record without a key".into()));
+/// Kafka's LogValidator on a produced record set, before anything is written: each batch's
+/// client rules and every record (framing, offset deltas, keys of a compacted topic, CreateTime
+/// timestamps). A LogAppendTime topic gets its batches stamped with `now_ms`, in a copy.
+fn validate_produced(
+    records: Bytes,
+    batches: &[(usize, BatchHeader)],
+    config: &TopicConfig,
+    now_ms: i64,
+) -> Result<Bytes, PartitionError> {
+    let log_append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
+    let window = RecordRules::create_time_window(now_ms, config.timestamp_before_max_ms(), config.timestamp_after_max_ms());
+    let rules = RecordRules {
+        create_time_window: (!log_append_time).then_some(window),
+        require_keys: config.cleanup_policy.compact,
+    };
+    for (at, header) in batches {
+        check_client_batch(header)?;
+        validate_records(&records.slice(*at..at + header.total_bytes()), header, &rules)?;
     }
-    Ok(())
+    if !log_append_time {
+        return Ok(records);
+    }
+    let mut stamped = BytesMut::from(&records[..]);
+    for (at, header) in batches {
+        stamp_log_append_time(&mut stamped[*at..at + header.total_bytes()], now_ms);
+    }
+    Ok(stamped.freeze())
+}
+
+/// The broker's clock in ms since the epoch, which CreateTime windows and LogAppendTime use.
+fn wall_clock_ms() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

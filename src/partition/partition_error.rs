@@ -4,6 +4,7 @@ use strand_shards::ShardsError;
 
 use crate::log::LogError;
 use crate::protocol::record_batch::BatchError;
+use crate::protocol::record_validator::RecordError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {
@@ -14,7 +15,7 @@ pub enum PartitionError {
     #[error("record batch of {size} bytes is over max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: i32 },
     #[error("invalid record: {0}")]
-    InvalidRecord(String),
+    Record(#[from] RecordError),
     #[error("{0}")]
     PolicyViolation(String),
     #[error("acks must be -1, 0 or 1, not {0}")]

@@ -6,19 +6,51 @@ use crate::group::WriteError;
 use crate::log::{LogError, SequenceError};
 use crate::partition::PartitionError;
 use crate::protocol::record_batch::BatchError;
+use crate::protocol::record_validator::RecordError;
 
 pub fn partition_error_code(error: &PartitionError) -> ResponseError {
     match error {
         PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
-        PartitionError::Batch(BatchError::UnsupportedMagic(_)) => ResponseError::UnsupportedForMessageFormat,
-        PartitionError::Batch(_) => ResponseError::CorruptMessage,
+        PartitionError::Batch(batch) => batch_error_code(batch),
+        PartitionError::Record(record) => record_error_code(record),
         PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         PartitionError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
-        PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
         PartitionError::PolicyViolation(_) => ResponseError::PolicyViolation,
         PartitionError::Log(log) => log_error_code(log),
         // The owning shard is stopping: the client retries, as after a leader move.
         PartitionError::Shard(_) => ResponseError::NotLeaderOrFollower,
+    }
+}
+
+/// Kafka answers CORRUPT_MESSAGE where the bytes are damaged (a CRC mismatch, a batch_length
+/// too small for a header: DefaultRecordBatch.isValid, ByteBufferLogInputStream.nextBatchSize)
+/// and INVALID_RECORD where they are whole but break a rule: ProduceRequest.validateRecords
+/// (magic other than 2, no whole batch) and LogValidator.validateBatch (count against offsets,
+/// control batches, sequences).
+fn batch_error_code(error: &BatchError) -> ResponseError {
+    match error {
+        BatchError::Corrupt | BatchError::CrcMismatch => ResponseError::CorruptMessage,
+        BatchError::UnsupportedMagic(_)
+        | BatchError::InvalidRecordCount { .. }
+        | BatchError::Incomplete
+        | BatchError::ControlBatch
+        | BatchError::InvalidSequence { .. } => ResponseError::InvalidRecord,
+    }
+}
+
+/// LogValidator's record errors: INVALID_TIMESTAMP for timestamps, INVALID_RECORD for the rest
+/// (DefaultRecord.readFrom's "invalid record structure", a compacted topic's missing key).
+/// Kafka itself answers UNKNOWN_SERVER_ERROR when a compressed batch fails to decompress (a
+/// KafkaException escapes the validator); strand answers INVALID_RECORD, as for any other
+/// record a producer built wrong, so clients do not retry it.
+fn record_error_code(error: &RecordError) -> ResponseError {
+    match error {
+        RecordError::Timestamp { .. } | RecordError::LogAppendTimeFromProducer => ResponseError::InvalidTimestamp,
+        RecordError::Malformed { .. }
+        | RecordError::OffsetDelta { .. }
+        | RecordError::MissingKey { .. }
+        | RecordError::UnknownCompression(_)
+        | RecordError::Decompress(_) => ResponseError::InvalidRecord,
     }
 }
 

@@ -1,9 +1,10 @@
 //! The Kafka wire protocol at strand's edge: which API versions are served, request framing and
-//! response encoding (codecs are the kafka-protocol crate's), Kafka error codes, and the record
-//! batch v2 header.
+//! response encoding (codecs are the kafka-protocol crate's), Kafka error codes, the record
+//! batch v2 header and the validation of produced records.
 
 pub mod error_code;
 pub mod record_batch;
+pub mod record_validator;
 mod response;
 mod supported;
 

@@ -15,7 +15,13 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 /// Bytes of base_offset + batch_length: what precedes the part batch_length counts.
 pub const LOG_OVERHEAD_BYTES: usize = 12;
 const CRC_START: usize = 21;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
 const MAGIC_V2: i8 = 2;
+/// Attribute bits: the timestamp type (set: LogAppendTime) and the control flag.
+const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
+const CONTROL_BIT: i16 = 1 << 5;
 
 /// What is wrong with a batch, each mapping to the Kafka error a broker returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +34,12 @@ pub enum BatchError {
     CrcMismatch,
     #[error("record batch has {count} records but last offset delta {last_offset_delta}")]
     InvalidRecordCount { count: i32, last_offset_delta: i32 },
+    #[error("record set does not end with a whole batch")]
+    Incomplete,
+    #[error("clients may not write control batches")]
+    ControlBatch,
+    #[error("invalid base sequence {base_sequence} in a batch of producer {producer_id}")]
+    InvalidSequence { producer_id: i64, base_sequence: i32 },
 }
 
 /// The parsed fixed header of one batch.
@@ -122,6 +134,16 @@ impl BatchHeader {
     pub fn compression(&self) -> i16 {
         self.attributes & 0x7
     }
+
+    /// True when the batch's timestamps are the broker's (LogAppendTime), not the producer's.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+
+    /// True for a transaction marker batch, which only the broker writes.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
 }
 
 /// Checks one whole batch (`batch` is exactly its bytes): CRC32C and record count. Returns the
@@ -143,24 +165,52 @@ pub fn verify_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Splits a produce request's record set into its batches, verifying each.
+/// Splits a produce request's record set into its batches, verifying each. As Kafka's batch
+/// iterator frames them: a batch_length too small for a header is corrupt; a set that ends
+/// before its last batch does (or holds none) is incomplete.
 pub fn split_batches(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
     let mut batches = Vec::new();
     let mut at = 0;
     while at < records.len() {
-        let header = BatchHeader::parse(&records[at..])?;
-        let end = at.checked_add(header.total_bytes()).ok_or(BatchError::Corrupt)?;
-        if end > records.len() {
-            return Err(BatchError::Corrupt);
-        }
-        verify_batch(&records[at..end])?;
+        let rest = &records[at..];
+        let Some(length) = rest.get(8..LOG_OVERHEAD_BYTES) else { return Err(BatchError::Incomplete) };
+        let batch_length = i32::from_be_bytes(length.try_into().expect("a 4-byte slice"));
+        let body = usize::try_from(batch_length)
+            .ok()
+            .filter(|n| *n >= BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES)
+            .ok_or(BatchError::Corrupt)?;
+        let Some(batch) = rest.get(..LOG_OVERHEAD_BYTES + body) else { return Err(BatchError::Incomplete) };
+        let header = verify_batch(batch)?;
         batches.push((at, header));
-        at = end;
+        at += batch.len();
     }
     if batches.is_empty() {
-        return Err(BatchError::Corrupt);
+        return Err(BatchError::Incomplete);
     }
     Ok(batches)
+}
+
+/// The rules Kafka's LogValidator.validateBatch applies to a batch from a client: no control
+/// batches, and an idempotent producer's batch carries a sequence.
+pub fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.is_control() {
+        return Err(BatchError::ControlBatch);
+    }
+    if header.has_producer_id() && header.base_sequence < 0 {
+        return Err(BatchError::InvalidSequence { producer_id: header.producer_id, base_sequence: header.base_sequence });
+    }
+    Ok(())
+}
+
+/// Marks the batch at the start of `batch` LogAppendTime with `now_ms` as its max_timestamp,
+/// which every record then reports (Kafka's setMaxTimestamp), and recomputes the CRC the
+/// attributes and max_timestamp are under.
+pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]);
+    (&mut batch[ATTRIBUTES_OFFSET..]).put_i16(attributes | TIMESTAMP_TYPE_BIT);
+    (&mut batch[MAX_TIMESTAMP_OFFSET..]).put_i64(now_ms);
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    (&mut batch[CRC_OFFSET..]).put_u32(crc);
 }
 
 /// Rewrites base_offset and partition_leader_epoch of the batch at the start of `batch`: the
@@ -182,7 +232,12 @@ pub(crate) mod tests {
 
     /// Encodes a batch of `count` records with the kafka-protocol encoder.
     pub(crate) fn encoded_batch(count: usize, timestamp: i64) -> BytesMut {
-        let records: Vec<Record> = (0..count)
+        encode_records(&test_records(count, timestamp), Compression::None)
+    }
+
+    /// `count` records with keys "key-<i>" and values "value-<i>", timestamps from `timestamp`.
+    pub(crate) fn test_records(count: usize, timestamp: i64) -> Vec<Record> {
+        (0..count)
             .map(|i| Record {
                 transactional: false,
                 control: false,
@@ -199,9 +254,13 @@ pub(crate) mod tests {
                 value: Some(bytes::Bytes::from(format!("value-{i}"))),
                 headers: Default::default(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// One batch of `records`, compressed with `compression`.
+    pub(crate) fn encode_records(records: &[Record], compression: Compression) -> BytesMut {
         let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        let options = RecordEncodeOptions { version: 2, compression };
         RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
         buf
     }
@@ -226,14 +285,14 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_flipped_byte_is_a_crc_mismatch_and_a_cut_batch_is_corrupt() {
+    fn a_flipped_byte_is_a_crc_mismatch_and_a_cut_batch_is_incomplete() {
         let mut batch = encoded_batch(3, 0);
         let last = batch.len() - 1;
         batch[last] ^= 0xFF;
         assert_eq!(verify_batch(&batch), Err(BatchError::CrcMismatch));
         let batch = encoded_batch(3, 0);
-        assert_eq!(split_batches(&batch[..batch.len() - 1]), Err(BatchError::Corrupt));
-        assert_eq!(split_batches(&[]), Err(BatchError::Corrupt));
+        assert_eq!(split_batches(&batch[..batch.len() - 1]), Err(BatchError::Incomplete));
+        assert_eq!(split_batches(&[]), Err(BatchError::Incomplete));
     }
 
     #[test]

@@ -145,8 +145,9 @@ def test_describe_topic_configs_shows_defaults_and_overrides(broker, admin):
     _result(admin.create_topics([new], request_timeout=ADMIN_TIMEOUT_S), topic)
     configs = _topic_configs(admin, topic)
     assert set(configs) == {"cleanup.policy", "delete.retention.ms", "flush.messages", "flush.ms",
-                            "index.interval.bytes", "max.message.bytes", "retention.bytes", "retention.ms",
-                            "segment.bytes", "segment.ms"}
+                            "index.interval.bytes", "max.message.bytes", "message.timestamp.after.max.ms",
+                            "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms",
+                            "message.timestamp.type", "retention.bytes", "retention.ms", "segment.bytes", "segment.ms"}
     retention = configs["retention.ms"]
     assert retention.value == "3600000" and retention.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert not retention.is_default and not retention.is_read_only

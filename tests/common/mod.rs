@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod requests;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -184,6 +186,11 @@ impl Client {
 
 /// A record batch of `values`, keys "k<i>", timestamps from `timestamp`.
 pub fn batch(values: &[&str], timestamp: i64) -> Bytes {
+    compressed_batch(values, timestamp, Compression::None)
+}
+
+/// [`batch`] compressed with `compression`.
+pub fn compressed_batch(values: &[&str], timestamp: i64, compression: Compression) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -205,7 +212,7 @@ pub fn batch(values: &[&str], timestamp: i64) -> Bytes {
         })
         .collect();
     let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    let options = RecordEncodeOptions { version: 2, compression };
     RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
     buf.freeze()
 }
