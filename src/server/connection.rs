@@ -9,14 +9,12 @@ use std::rc::Rc;
 use bytes::Bytes;
 use event_listener::Event;
 use futures_lite::{future, AsyncWriteExt};
-use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::decode_request_header_from_buffer;
 use strand_shards::net::TcpStream;
 use strand_shards::task::{spawn_local, Task};
 use tracing::{debug, warn};
 
 use super::frame::{read_frame, FrameError};
-use crate::handlers::{dispatch, RequestError};
+use crate::handlers::{decode_request, dispatch, RequestError};
 use crate::shard::ShardState;
 
 /// Set by the writer when the connection must close (a request that cannot be answered, or a
@@ -65,7 +63,7 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
             None
         })
         .await;
-        let mut frame = match frame {
+        let frame = match frame {
             None => break,
             Some(Ok(frame)) => frame,
             Some(Err(FrameError::Closed)) => break,
@@ -74,15 +72,14 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
                 break;
             }
         };
-        let header = match decode_request_header_from_buffer(&mut frame) {
-            Ok(header) => header,
+        let request = match decode_request(frame) {
+            Ok(request) => request,
             Err(e) => {
-                warn!(peer, error = %e, "closing connection: bad request header");
+                warn!(peer, error = %e, "closing connection");
                 break;
             }
         };
-        let api_key = ApiKey::try_from(header.request_api_key).expect("header decoding checked the key");
-        let task = spawn_local(dispatch(Rc::clone(&shard), api_key, header, frame, Rc::clone(&client_host)));
+        let task = spawn_local(dispatch(Rc::clone(&shard), request, Rc::clone(&client_host)));
         if queue.send_async(task).await.is_err() {
             break;
         }
