@@ -41,7 +41,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind};
 use crate::protocol::encode_response;
 use crate::shard::ShardState;
 
-pub use request::{decode_request, Request, RequestBody, RequestError};
+pub use request::{decode_request, Request, RequestBody, RequestError, REQUEST_HEADER_MIN_BYTES};
 
 /// Runs one decoded request. `Ok(None)` means no response is sent (Produce with acks=0).
 /// `client_host` is the peer's address as Kafka shows it ("/127.0.0.1").

@@ -33,6 +33,10 @@ pub enum RequestError {
     },
 }
 
+/// The smallest request: api_key, api_version, correlation_id. The header decoder reads the
+/// first two fields before checking any length, so shorter input never reaches it.
+pub const REQUEST_HEADER_MIN_BYTES: usize = 8;
+
 /// A decoded request. `version` is the one whose codec read the body and writes the response.
 #[derive(Debug)]
 pub struct Request {
@@ -53,6 +57,9 @@ pub enum RequestBody {
 /// Decodes a frame (the bytes after the size prefix). An unknown api key, a version strand does
 /// not serve, or a body that does not decode is an error: Kafka closes such a connection.
 pub fn decode_request(mut frame: Bytes) -> Result<Request, RequestError> {
+    if frame.len() < REQUEST_HEADER_MIN_BYTES {
+        return Err(RequestError::Header { source: anyhow::anyhow!("{} bytes is shorter than any request header", frame.len()) });
+    }
     let header = decode_request_header_from_buffer(&mut frame).map_err(|source| RequestError::Header { source })?;
     let api_key = ApiKey::try_from(header.request_api_key)
         .map_err(|()| RequestError::Header { source: anyhow::anyhow!("unknown api key {}", header.request_api_key) })?;

@@ -45,3 +45,10 @@ fn an_unknown_api_key_is_a_header_error() {
     raw[..2].copy_from_slice(&999i16.to_be_bytes());
     assert!(matches!(decode_request(Bytes::from(raw)), Err(RequestError::Header { .. })));
 }
+
+#[test]
+fn a_frame_shorter_than_a_header_is_a_header_error() {
+    for len in 0..REQUEST_HEADER_MIN_BYTES {
+        assert!(matches!(decode_request(Bytes::from(vec![0; len])), Err(RequestError::Header { .. })), "{len} bytes");
+    }
+}

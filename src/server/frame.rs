@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncReadExt};
 
+use crate::handlers::REQUEST_HEADER_MIN_BYTES;
+
 /// Why a connection stops reading.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -15,9 +17,6 @@ pub enum FrameError {
     #[error("reading: {0}")]
     Io(#[from] std::io::Error),
 }
-
-/// Smallest request: api_key, api_version, correlation_id.
-const REQUEST_HEADER_MIN_BYTES: i32 = 8;
 
 /// The buffer a frame starts with. It grows as bytes arrive, so a client that announces a
 /// 100 MiB frame and sends four bytes costs this much, not 100 MiB.
@@ -32,7 +31,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: i32) -> Resul
     }
     let size = i32::from_be_bytes(size);
     let expected = match usize::try_from(size) {
-        Ok(expected) if (REQUEST_HEADER_MIN_BYTES..=max).contains(&size) => expected,
+        Ok(expected) if expected >= REQUEST_HEADER_MIN_BYTES && size <= max => expected,
         _ => return Err(FrameError::Size { size, max }),
     };
     let mut frame = Vec::with_capacity(expected.min(FRAME_BUFFER_INITIAL_BYTES));
