@@ -6,58 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use common::calls::{create_topic, fetch, fetch_request, produce, produce_request, topic_name, FETCH_V, PRODUCE_V};
 use common::{batch, records, Broker, Client};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-
-const PRODUCE_V: i16 = 9;
-const FETCH_V: i16 = 12;
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_owned()))
-}
-
-fn create_topic(client: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
-    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
-    client.call(ApiKey::CreateTopics, 7, &request)
-}
-
-fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
-    ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(topic_name(topic))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))])])
-}
-
-/// Produces one batch; returns (error code, base offset).
-fn produce(client: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-    let response: ProduceResponse = client.call(ApiKey::Produce, PRODUCE_V, &produce_request(topic, partition, records, -1));
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(50 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
-            FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
-        ])])
-}
-
-fn fetch(client: &mut Client, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> fetch_response::PartitionData {
-    let response: FetchResponse = client.call(ApiKey::Fetch, FETCH_V, &fetch_request(topic, partition, offset, max_wait_ms));
-    response.responses[0].partitions[0].clone()
-}
 
 #[test]
 fn produce_and_fetch_cross_shards_and_survive_a_restart() {

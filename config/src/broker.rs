@@ -250,6 +250,13 @@ mod tests {
     }
 
     #[test]
+    fn max_connections_and_its_per_ip_sibling_are_both_settable() {
+        let file = "\"max.connections\" = 100\nmax.connections.per.ip = 5\n";
+        let config = BrokerConfig::load(file, Props::default()).unwrap();
+        assert_eq!((config.max_connections, config.max_connections_per_ip), (100, 5));
+    }
+
+    #[test]
     fn group_coordinator_defaults_are_kafkas() {
         let config = BrokerConfig::load("", Props::default()).unwrap();
         assert_eq!(config.offsets_topic_num_partitions, 50);

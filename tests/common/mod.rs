@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod calls;
 pub mod hostile;
 
 use std::io::{Read, Write};
