@@ -154,6 +154,11 @@ impl Client {
 
     /// Sends a request without reading the response; returns its correlation id.
     pub fn send<R: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &R) -> i32 {
+        self.try_send(api_key, version, request).unwrap()
+    }
+
+    /// As [`Client::send`], with a failed write returned (a broker that stopped reading).
+    pub fn try_send<R: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &R) -> std::io::Result<i32> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
         let header = RequestHeader::default()
@@ -164,16 +169,24 @@ impl Client {
         let mut body = BytesMut::new();
         encode_request_header_into_buffer(&mut body, &header).unwrap();
         request.encode(&mut body, version).unwrap();
-        self.send_raw(&body);
-        correlation_id
+        self.try_send_raw(&body)?;
+        Ok(correlation_id)
+    }
+
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.stream.set_write_timeout(Some(timeout)).unwrap();
     }
 
     /// Sends `body` with a size prefix.
     pub fn send_raw(&mut self, body: &[u8]) {
+        self.try_send_raw(body).unwrap();
+    }
+
+    fn try_send_raw(&mut self, body: &[u8]) -> std::io::Result<()> {
         let mut frame = BytesMut::with_capacity(4 + body.len());
         frame.put_i32(i32::try_from(body.len()).unwrap());
         frame.put_slice(body);
-        self.stream.write_all(&frame).unwrap();
+        self.stream.write_all(&frame)
     }
 
     /// Reads one response frame: (correlation id, body after the header).
