@@ -51,11 +51,17 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
         return; // Dropping the writer task cancels it; the socket closes with both halves.
     }
     // Answer what was read, unless the client stops reading those answers for as long.
-    let drained = future::or(async { Some(writer_task.await) }, async {
-        state.idle_for(idle).await;
-        None
-    });
-    if drained.await.is_none() {
+    let drained = future::or(
+        async {
+            writer_task.await;
+            true
+        },
+        async {
+            state.idle_for(idle).await;
+            false
+        },
+    );
+    if !drained.await {
         debug!(peer, "closing connection: its last responses went unread");
     }
 }

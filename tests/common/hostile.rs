@@ -9,25 +9,14 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{encode_request_header_into_buffer, Encodable, StrBytes};
+use kafka_protocol::protocol::{encode_request_header_into_buffer, StrBytes};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+pub use super::request_frame;
+
 /// The topic hostile requests name; the well-behaved client uses another.
 pub const HOSTILE_TOPIC: &str = "hostile";
-
-/// A request frame body (header and request, no size prefix).
-pub fn request_frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("hostile")));
-    let mut buf = BytesMut::new();
-    encode_request_header_into_buffer(&mut buf, &header).unwrap();
-    request.encode(&mut buf, version).unwrap();
-    buf.to_vec()
-}
 
 fn topic(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))

@@ -161,15 +161,7 @@ impl Client {
     pub fn try_send<R: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &R) -> std::io::Result<i32> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("strand-tests")));
-        let mut body = BytesMut::new();
-        encode_request_header_into_buffer(&mut body, &header).unwrap();
-        request.encode(&mut body, version).unwrap();
-        self.try_send_raw(&body)?;
+        self.try_send_raw(&request_frame(api_key, version, correlation_id, request))?;
         Ok(correlation_id)
     }
 
@@ -212,6 +204,19 @@ impl Client {
         assert_eq!(correlation_id, sent);
         Resp::decode(&mut body, version).unwrap()
     }
+}
+
+/// A request frame body (header and request, no size prefix).
+pub fn request_frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("strand-tests")));
+    let mut buf = BytesMut::new();
+    encode_request_header_into_buffer(&mut buf, &header).unwrap();
+    request.encode(&mut buf, version).unwrap();
+    buf.to_vec()
 }
 
 /// A record batch of `values`, keys "k<i>", timestamps from `timestamp`.
