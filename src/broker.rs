@@ -19,7 +19,7 @@ use strand_shards::{Inbox, Runtime, RuntimeOptions, ShardContext, ShardId};
 use tracing::{info, warn};
 
 use crate::cluster::Controller;
-use crate::server::{accept_loop, Connections};
+use crate::server::{accept_loop, ConnectionLimits, Connections};
 use crate::shard::{ShardRequest, ShardState};
 
 /// How long a stopping shard waits for open connections' in-flight requests.
@@ -44,8 +44,10 @@ impl Broker {
         };
         let (started_tx, started_rx) = flume::unbounded::<Result<ShardId, String>>();
         let shard_config = Arc::clone(&config);
+        let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         let runtime = Runtime::start(&options, move |ctx: ShardContext<ShardRequest>| {
-            run_shard(ctx, Arc::clone(&shard_config), listen, started_tx.clone())
+            let shard = ShardStart { config: Arc::clone(&shard_config), limits: Arc::clone(&limits), listen };
+            run_shard(ctx, shard, started_tx.clone())
         })?;
         let broker = Self { runtime };
         for _ in 0..broker.runtime.shard_count() {
@@ -79,12 +81,16 @@ impl Broker {
     }
 }
 
-async fn run_shard(
-    ctx: ShardContext<ShardRequest>,
+/// What every shard starts from.
+struct ShardStart {
     config: Arc<BrokerConfig>,
+    /// Connection counts, shared by every shard's accept loop.
+    limits: Arc<ConnectionLimits>,
     listen: SocketAddr,
-    started: flume::Sender<Result<ShardId, String>>,
-) {
+}
+
+async fn run_shard(ctx: ShardContext<ShardRequest>, start: ShardStart, started: flume::Sender<Result<ShardId, String>>) {
+    let ShardStart { config, limits, listen } = start;
     let shard = ShardState::new(ctx.id, ctx.shard_count, Arc::clone(&config), ctx.mesh.clone());
     spawn_local(serve_inbox(Rc::clone(&shard), ctx.inbox)).detach();
     let start = futures_lite::future::or(async { Some(start_shard(&shard, listen).await) }, async {
@@ -102,7 +108,7 @@ async fn run_shard(
     shard.groups.start(&shard);
     let _ = started.send(Ok(ctx.id));
     let connections = Rc::new(Connections::default());
-    let accepting = spawn_local(accept_loop(Rc::clone(&shard), listener, Rc::clone(&connections)));
+    let accepting = spawn_local(accept_loop(Rc::clone(&shard), listener, Rc::clone(&connections), limits));
     let retention = spawn_background(Rc::clone(&shard).run_retention());
     let compaction = spawn_background(Rc::clone(&shard).run_compaction());
     ctx.stop.wait().await;

@@ -61,6 +61,10 @@ pub struct BrokerConfig {
     pub log_message_timestamp_after_max_ms: i64,
     pub socket_request_max_bytes: i32,
     pub max_in_flight_requests_per_connection: usize,
+    pub connection_response_buffer_max_bytes: usize,
+    pub connections_max_idle_ms: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub log_segment_bytes: i64,
     pub log_roll_ms: i64,
     pub log_segment_preallocate_bytes: u64,
@@ -147,6 +151,14 @@ impl BrokerConfig {
                 1,
                 1 << 16,
             )?),
+            connection_response_buffer_max_bytes: to_usize(p.take_int(
+                "connection.response.buffer.max.bytes",
+                1,
+                max_i32,
+            )?),
+            connections_max_idle_ms: to_u64(p.take_int("connections.max.idle.ms", 1, i64::MAX)?),
+            max_connections: to_usize(p.take_int("max.connections", 0, max_i32)?),
+            max_connections_per_ip: to_usize(p.take_int("max.connections.per.ip", 0, max_i32)?),
             log_segment_bytes: p.take_int("log.segment.bytes", 14, max_i32)?,
             log_roll_ms: p.take_int("log.roll.ms", 1, i64::MAX)?,
             log_segment_preallocate_bytes: to_u64(p.take_int("log.segment.preallocate.bytes", 0, 1 << 34)?),
@@ -212,6 +224,9 @@ mod tests {
         assert!(config.auto_create_topics_enable);
         assert_eq!(config.message_max_bytes, 1_048_588);
         assert_eq!(config.log_dirs, PathBuf::from("./strand-data"));
+        assert_eq!(config.connections_max_idle_ms, 600_000);
+        assert_eq!(config.max_connections, 2_147_483_647);
+        assert_eq!(config.max_connections_per_ip, 2_147_483_647);
     }
 
     #[test]
@@ -240,6 +255,13 @@ mod tests {
         for key in BrokerConfig::default_props().keys() {
             assert!(readme.contains(&format!("| {key} |")), "README.md does not document '{key}'");
         }
+    }
+
+    #[test]
+    fn max_connections_and_its_per_ip_sibling_are_both_settable() {
+        let file = "\"max.connections\" = 100\nmax.connections.per.ip = 5\n";
+        let config = BrokerConfig::load(file, Props::default()).unwrap();
+        assert_eq!((config.max_connections, config.max_connections_per_ip), (100, 5));
     }
 
     #[test]

@@ -21,7 +21,8 @@ fn parse(text: &str) -> BTreeMap<String, String> {
             block.push(comment.trim());
         } else if let Some((key, _)) = line.split_once('=') {
             if !block.is_empty() {
-                docs.insert(key.trim().to_owned(), block.join(" "));
+                // A quoted key ("max.connections") is the same dotted name.
+                docs.insert(key.trim().trim_matches('"').to_owned(), block.join(" "));
             }
             block.clear();
         } else {

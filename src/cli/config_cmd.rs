@@ -24,8 +24,15 @@ fn render(props: &Props) -> String {
     let mut out = String::from("# strand effective broker config (defaults, then file, then flags)\n");
     for key in props.keys() {
         let value = props.get(key).expect("key listed by keys()");
-        // TOML dotted keys are Kafka's names unquoted: `log.segment.bytes = 1073741824`.
-        let _ = writeln!(out, "{key} = {value}");
+        // TOML dotted keys are Kafka's names unquoted: `log.segment.bytes = 1073741824`. A name
+        // another extends (max.connections, max.connections.per.ip) is quoted: a bare dotted key
+        // cannot be both a value and a table.
+        let extended = props.keys().any(|other| other.strip_prefix(key).is_some_and(|rest| rest.starts_with('.')));
+        if extended {
+            let _ = writeln!(out, "\"{key}\" = {value}");
+        } else {
+            let _ = writeln!(out, "{key} = {value}");
+        }
     }
     out
 }

@@ -82,6 +82,7 @@ pub fn serve(args: &BrokerConfigArgs) -> anyhow::Result<()> {
     if config.advertised_listeners.port == 0 {
         config.advertised_listeners.port = listen.port();
     }
+    raise_open_files_limit();
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     let broker = strand::broker::Broker::start(config, listen)?;
     drop(claim);
@@ -90,4 +91,13 @@ pub fn serve(args: &BrokerConfigArgs) -> anyhow::Result<()> {
     }
     broker.stop();
     Ok(())
+}
+
+/// Every connection is a file descriptor, and the usual soft limit (1024) is far below what a
+/// broker serves, so the soft limit is raised to the hard limit, as Kafka's packaging does.
+fn raise_open_files_limit() {
+    match rlimit::utils::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "open files limit not raised"),
+    }
 }

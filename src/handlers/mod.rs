@@ -1,5 +1,5 @@
-//! One handler per Kafka API. [`dispatch`] decodes a request body at its version, runs the
-//! handler on the shard that read the request, and encodes the response frame.
+//! One handler per Kafka API. [`decode_request`] turns a frame into a typed request (pure, no
+//! shard); [`dispatch`] runs its handler on the shard that read it and encodes the response.
 
 mod alter_configs;
 mod api_versions;
@@ -30,178 +30,74 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
+mod request;
 mod sync_group;
 
 use std::rc::Rc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 
-use crate::protocol::{codec_version, encode_response, supported_range};
+use crate::protocol::encode_response;
 use crate::shard::ShardState;
 
-/// Why a request closes its connection instead of getting a response.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    #[error("{api_key:?} v{version} is not supported")]
-    UnsupportedVersion { api_key: ApiKey, version: i16 },
-    #[error("{api_key:?} v{version} body does not decode: {source}")]
-    Decode {
-        api_key: ApiKey,
-        version: i16,
-        #[source]
-        source: anyhow::Error,
-    },
-    #[error("encoding {api_key:?} v{version} response: {source}")]
-    Encode {
-        api_key: ApiKey,
-        version: i16,
-        #[source]
-        source: anyhow::Error,
-    },
-}
+pub use request::{decode_request, Request, RequestBody, RequestError, REQUEST_HEADER_MIN_BYTES};
 
-/// Runs one request. `Ok(None)` means no response is sent (Produce with acks=0).
+/// Runs one decoded request. `Ok(None)` means no response is sent (Produce with acks=0).
 /// `client_host` is the peer's address as Kafka shows it ("/127.0.0.1").
-pub async fn dispatch(
-    shard: Rc<ShardState>,
-    api_key: ApiKey,
-    header: RequestHeader,
-    mut body: Bytes,
-    client_host: Rc<str>,
-) -> Result<Option<Bytes>, RequestError> {
+pub async fn dispatch(shard: Rc<ShardState>, request: Request, client_host: Rc<str>) -> Result<Option<Bytes>, RequestError> {
+    let Request { header, api_key, version, body } = request;
     let correlation_id = header.correlation_id;
-    if api_key == ApiKey::ApiVersions {
-        let version = header.request_api_version;
-        let (response, version) = api_versions::handle(version);
-        return encode(api_key, version, correlation_id, &response).map(Some);
-    }
-    match supported_range(api_key) {
-        Some((min, max)) if (min..=max).contains(&header.request_api_version) => {}
-        _ => return Err(RequestError::UnsupportedVersion { api_key, version: header.request_api_version }),
-    }
-    // From here on, the version whose codec reads the body and writes the response.
-    let version = codec_version(api_key, header.request_api_version);
-    macro_rules! decode {
-        ($ty:ty) => {
-            <$ty>::decode(&mut body, version).map_err(|source| RequestError::Decode { api_key, version, source })?
+    let body = match body {
+        RequestBody::ApiVersions => {
+            let (response, version) = api_versions::handle(version);
+            return encode(api_key, version, correlation_id, &response).map(Some);
+        }
+        RequestBody::Kind(body) => *body,
+    };
+    macro_rules! answer {
+        ($handled:expr) => {
+            encode(api_key, version, correlation_id, &$handled.await).map(Some)
         };
     }
-    use kafka_protocol::messages as m;
-    match api_key {
-        ApiKey::Metadata => {
-            let response = metadata::handle(&shard, decode!(m::MetadataRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::CreateTopics => {
-            let response = create_topics::handle(&shard, decode!(m::CreateTopicsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DeleteTopics => {
-            let response = delete_topics::handle(&shard, decode!(m::DeleteTopicsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::Produce => {
-            let request = decode!(m::ProduceRequest);
-            let acks = request.acks;
-            let response = produce::handle(&shard, request, version).await;
+    match body {
+        RequestKind::Metadata(r) => answer!(metadata::handle(&shard, r, version)),
+        RequestKind::CreateTopics(r) => answer!(create_topics::handle(&shard, r, version)),
+        RequestKind::DeleteTopics(r) => answer!(delete_topics::handle(&shard, r, version)),
+        RequestKind::Produce(r) => {
+            let acks = r.acks;
+            let response = produce::handle(&shard, r, version).await;
             if acks == 0 {
                 return Ok(None);
             }
             encode(api_key, version, correlation_id, &response).map(Some)
         }
-        ApiKey::Fetch => {
-            let response = fetch::handle(&shard, decode!(m::FetchRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::ListOffsets => {
-            let response = list_offsets::handle(&shard, decode!(m::ListOffsetsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::FindCoordinator => {
-            let response = find_coordinator::handle(&shard, decode!(m::FindCoordinatorRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::JoinGroup => {
+        RequestKind::Fetch(r) => answer!(fetch::handle(&shard, r, version)),
+        RequestKind::ListOffsets(r) => answer!(list_offsets::handle(&shard, r, version)),
+        RequestKind::FindCoordinator(r) => answer!(find_coordinator::handle(&shard, r, version)),
+        RequestKind::JoinGroup(r) => {
             let client_id = header.client_id.as_deref().unwrap_or_default();
-            let request = decode!(m::JoinGroupRequest);
-            let response = join_group::handle(&shard, request, version, client_id, &client_host).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
+            answer!(join_group::handle(&shard, r, version, client_id, &client_host))
         }
-        ApiKey::SyncGroup => {
-            let response = sync_group::handle(&shard, decode!(m::SyncGroupRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::Heartbeat => {
-            let response = heartbeat::handle(&shard, decode!(m::HeartbeatRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::LeaveGroup => {
-            let response = leave_group::handle(&shard, decode!(m::LeaveGroupRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::OffsetCommit => {
-            let response = offset_commit::handle(&shard, decode!(m::OffsetCommitRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::OffsetFetch => {
-            let response = offset_fetch::handle(&shard, decode!(m::OffsetFetchRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::OffsetDelete => {
-            let response = offset_delete::handle(&shard, decode!(m::OffsetDeleteRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DescribeGroups => {
-            let response = describe_groups::handle(&shard, decode!(m::DescribeGroupsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::ListGroups => {
-            let response = list_groups::handle(&shard, decode!(m::ListGroupsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DeleteGroups => {
-            let response = delete_groups::handle(&shard, decode!(m::DeleteGroupsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::InitProducerId => {
-            let response = init_producer_id::handle(&shard, decode!(m::InitProducerIdRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DescribeProducers => {
-            let response = describe_producers::handle(&shard, decode!(m::DescribeProducersRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::CreatePartitions => {
-            let response = create_partitions::handle(&shard, decode!(m::CreatePartitionsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DescribeConfigs => {
-            let response = describe_configs::handle(&shard, decode!(m::DescribeConfigsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::AlterConfigs => {
-            let response = alter_configs::handle(&shard, decode!(m::AlterConfigsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::IncrementalAlterConfigs => {
-            let request = decode!(m::IncrementalAlterConfigsRequest);
-            let response = incremental_alter_configs::handle(&shard, request, version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DeleteRecords => {
-            let response = delete_records::handle(&shard, decode!(m::DeleteRecordsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DescribeCluster => {
-            let response = describe_cluster::handle(&shard, decode!(m::DescribeClusterRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
-        ApiKey::DescribeLogDirs => {
-            let response = describe_log_dirs::handle(&shard, decode!(m::DescribeLogDirsRequest), version).await;
-            encode(api_key, version, correlation_id, &response).map(Some)
-        }
+        RequestKind::SyncGroup(r) => answer!(sync_group::handle(&shard, r, version)),
+        RequestKind::Heartbeat(r) => answer!(heartbeat::handle(&shard, r, version)),
+        RequestKind::LeaveGroup(r) => answer!(leave_group::handle(&shard, r, version)),
+        RequestKind::OffsetCommit(r) => answer!(offset_commit::handle(&shard, r, version)),
+        RequestKind::OffsetFetch(r) => answer!(offset_fetch::handle(&shard, r, version)),
+        RequestKind::OffsetDelete(r) => answer!(offset_delete::handle(&shard, r, version)),
+        RequestKind::DescribeGroups(r) => answer!(describe_groups::handle(&shard, r, version)),
+        RequestKind::ListGroups(r) => answer!(list_groups::handle(&shard, r, version)),
+        RequestKind::DeleteGroups(r) => answer!(delete_groups::handle(&shard, r, version)),
+        RequestKind::InitProducerId(r) => answer!(init_producer_id::handle(&shard, r, version)),
+        RequestKind::DescribeProducers(r) => answer!(describe_producers::handle(&shard, r, version)),
+        RequestKind::CreatePartitions(r) => answer!(create_partitions::handle(&shard, r, version)),
+        RequestKind::DescribeConfigs(r) => answer!(describe_configs::handle(&shard, r, version)),
+        RequestKind::AlterConfigs(r) => answer!(alter_configs::handle(&shard, r, version)),
+        RequestKind::IncrementalAlterConfigs(r) => answer!(incremental_alter_configs::handle(&shard, r, version)),
+        RequestKind::DeleteRecords(r) => answer!(delete_records::handle(&shard, r, version)),
+        RequestKind::DescribeCluster(r) => answer!(describe_cluster::handle(&shard, r, version)),
+        RequestKind::DescribeLogDirs(r) => answer!(describe_log_dirs::handle(&shard, r, version)),
+        // decode_request only decodes what SUPPORTED_APIS lists, and each of those is above.
         _ => Err(RequestError::UnsupportedVersion { api_key, version }),
     }
 }

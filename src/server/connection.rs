@@ -1,50 +1,35 @@
 //! One client connection: a reader that parses frames and starts each request as its own
-//! task, and a writer that sends the responses in request order. At most
-//! max.in.flight.requests.per.connection requests are unanswered; past that the reader stops
-//! reading, which pushes back on the client through TCP.
+//! task, and a writer that sends the responses in request order. What one client can make the
+//! broker hold is bounded: at most max.in.flight.requests.per.connection requests unanswered,
+//! and no new request read while connection.response.buffer.max.bytes of responses wait to be
+//! written (past either, the reader stops reading, which pushes back through TCP). A connection
+//! with no progress for connections.max.idle.ms is closed, half-read frame or not.
 
-use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use event_listener::Event;
 use futures_lite::{future, AsyncWriteExt};
-use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::decode_request_header_from_buffer;
 use strand_shards::net::TcpStream;
 use strand_shards::task::{spawn_local, Task};
 use tracing::{debug, warn};
 
+use super::connection_state::ConnectionState;
 use super::frame::{read_frame, FrameError};
-use crate::handlers::{dispatch, RequestError};
+use crate::handlers::{decode_request, dispatch, RequestError};
 use crate::shard::ShardState;
 
-/// Set by the writer when the connection must close (a request that cannot be answered, or a
-/// failed write), so the reader stops too.
-#[derive(Default)]
-struct Closing {
-    closed: Cell<bool>,
-    event: Event,
-}
-
-impl Closing {
-    fn close(&self) {
-        self.closed.set(true);
-        self.event.notify(usize::MAX);
-    }
-
-    async fn wait(&self) {
-        while !self.closed.get() {
-            let listener = self.event.listen();
-            if self.closed.get() {
-                return;
-            }
-            listener.await;
-        }
-    }
-}
-
 type Pending = Task<Result<Option<Bytes>, RequestError>>;
+
+/// Why the reader stopped reading requests.
+enum ReadEnd {
+    /// The client closed, the writer closed, or the broker is stopping: answer what was read.
+    Finished,
+    /// Nothing happened for connections.max.idle.ms.
+    Idle,
+    /// The client sent something that cannot be answered (logged where it was found).
+    Refused,
+}
 
 pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
     let peer_addr = stream.peer_addr().ok();
@@ -54,53 +39,103 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(peer, error = %e, "TCP_NODELAY not set");
     }
-    let (mut reader, writer) = futures_lite::io::split(stream);
+    let (reader, writer) = futures_lite::io::split(stream);
     let (queue, pending) = flume::bounded::<Pending>(shard.config.max_in_flight_requests_per_connection);
-    let closing = Rc::new(Closing::default());
-    let writer_task = spawn_local(write_responses(writer, pending, Rc::clone(&closing), peer.clone()));
+    let state = Rc::new(ConnectionState::new());
+    let idle = Duration::from_millis(shard.config.connections_max_idle_ms);
+    let writer_task = spawn_local(write_responses(writer, pending, Rc::clone(&state), peer.clone()));
+    let end = read_requests(&shard, reader, &queue, &state, &peer, client_host).await;
+    drop(queue);
+    if matches!(end, ReadEnd::Idle) {
+        debug!(peer, idle_ms = shard.config.connections_max_idle_ms, "closing idle connection");
+        return; // Dropping the writer task cancels it; the socket closes with both halves.
+    }
+    // Answer what was read, unless the client stops reading those answers for as long.
+    let drained = future::or(
+        async {
+            writer_task.await;
+            true
+        },
+        async {
+            state.idle_for(idle).await;
+            false
+        },
+    );
+    if !drained.await {
+        debug!(peer, "closing connection: its last responses went unread");
+    }
+}
+
+async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
+    shard: &Rc<ShardState>,
+    mut reader: R,
+    queue: &flume::Sender<Pending>,
+    state: &Rc<ConnectionState>,
+    peer: &str,
+    client_host: Rc<str>,
+) -> ReadEnd {
     let max = shard.config.socket_request_max_bytes;
+    let response_buffer_max = shard.config.connection_response_buffer_max_bytes;
+    let idle = Duration::from_millis(shard.config.connections_max_idle_ms);
     loop {
-        let frame = future::or(async { Some(read_frame(&mut reader, max).await) }, async {
-            future::or(shard.stopped(), closing.wait()).await;
-            None
-        })
-        .await;
-        let mut frame = match frame {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(FrameError::Closed)) => break,
-            Some(Err(e)) => {
+        let next = future::or(
+            async {
+                state.response_buffer_below(response_buffer_max).await;
+                Ok(read_frame(&mut reader, max).await)
+            },
+            future::or(
+                async {
+                    future::or(shard.stopped(), state.closed()).await;
+                    Err(ReadEnd::Finished)
+                },
+                async {
+                    state.idle_for(idle).await;
+                    Err(ReadEnd::Idle)
+                },
+            ),
+        );
+        let frame = match next.await {
+            Err(end) => return end,
+            Ok(Ok(frame)) => frame,
+            Ok(Err(FrameError::Closed)) => return ReadEnd::Finished,
+            Ok(Err(e)) => {
                 warn!(peer, error = %e, "closing connection");
-                break;
+                return ReadEnd::Refused;
             }
         };
-        let header = match decode_request_header_from_buffer(&mut frame) {
-            Ok(header) => header,
+        let request = match decode_request(frame) {
+            Ok(request) => request,
             Err(e) => {
-                warn!(peer, error = %e, "closing connection: bad request header");
-                break;
+                warn!(peer, error = %e, "closing connection");
+                return ReadEnd::Refused;
             }
         };
-        let api_key = ApiKey::try_from(header.request_api_key).expect("header decoding checked the key");
-        let task = spawn_local(dispatch(Rc::clone(&shard), api_key, header, frame, Rc::clone(&client_host)));
+        state.request_read();
+        let handled = dispatch(Rc::clone(shard), request, Rc::clone(&client_host));
+        let state_of_task = Rc::clone(state);
+        let task = spawn_local(async move {
+            let result = handled.await;
+            state_of_task.request_processed(result.as_ref().map_or(0, |r| r.as_ref().map_or(0, Bytes::len)));
+            result
+        });
         if queue.send_async(task).await.is_err() {
-            break;
+            return ReadEnd::Finished;
         }
     }
-    drop(queue);
-    writer_task.await;
 }
 
 async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
     mut writer: W,
     pending: flume::Receiver<Pending>,
-    closing: Rc<Closing>,
+    state: Rc<ConnectionState>,
     peer: String,
 ) {
     while let Ok(task) = pending.recv_async().await {
         match task.await {
             Ok(Some(frame)) => {
-                if let Err(e) = writer.write_all(&frame).await {
+                let written = writer.write_all(&frame).await;
+                state.response_written(frame.len());
+                if let Err(e) = written {
                     debug!(peer, error = %e, "write failed; closing connection");
                     break;
                 }
@@ -112,7 +147,7 @@ async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
             }
         }
     }
-    closing.close();
+    state.close();
     let _ = writer.flush().await;
     let _ = writer.close().await;
 }

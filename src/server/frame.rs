@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncReadExt};
 
+use crate::handlers::REQUEST_HEADER_MIN_BYTES;
+
 /// Why a connection stops reading.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -10,12 +12,15 @@ pub enum FrameError {
     Closed,
     #[error("frame size {size} is outside [8, socket.request.max.bytes={max}]")]
     Size { size: i32, max: i32 },
+    #[error("connection closed after {read} of a {size}-byte frame")]
+    Truncated { size: i32, read: usize },
     #[error("reading: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Smallest request: api_key, api_version, correlation_id.
-const REQUEST_HEADER_MIN_BYTES: i32 = 8;
+/// The buffer a frame starts with. It grows as bytes arrive, so a client that announces a
+/// 100 MiB frame and sends four bytes costs this much, not 100 MiB.
+const FRAME_BUFFER_INITIAL_BYTES: usize = 64 * 1024;
 
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: i32) -> Result<Bytes, FrameError> {
     let mut size = [0u8; 4];
@@ -25,10 +30,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: i32) -> Resul
         Err(e) => return Err(e.into()),
     }
     let size = i32::from_be_bytes(size);
-    if !(REQUEST_HEADER_MIN_BYTES..=max).contains(&size) {
-        return Err(FrameError::Size { size, max });
+    let expected = match usize::try_from(size) {
+        Ok(expected) if expected >= REQUEST_HEADER_MIN_BYTES && size <= max => expected,
+        _ => return Err(FrameError::Size { size, max }),
+    };
+    let mut frame = Vec::with_capacity(expected.min(FRAME_BUFFER_INITIAL_BYTES));
+    let read = reader.take(u64::from(size.unsigned_abs())).read_to_end(&mut frame).await?;
+    if read < expected {
+        return Err(FrameError::Truncated { size, read });
     }
-    let mut frame = vec![0u8; usize::try_from(size).expect("checked positive")];
-    reader.read_exact(&mut frame).await?;
     Ok(Bytes::from(frame))
 }
+
+#[cfg(test)]
+#[path = "frame_tests.rs"]
+mod tests;

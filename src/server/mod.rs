@@ -3,9 +3,12 @@
 //! request order.
 
 mod connection;
+mod connection_limits;
+mod connection_state;
 mod connections;
 mod frame;
 mod listener;
 
+pub use connection_limits::{ConnectionLimits, ConnectionRefused};
 pub use connections::Connections;
 pub use listener::accept_loop;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod hostile;
 pub mod requests;
 
 use std::io::{Read, Write};
@@ -67,6 +68,22 @@ impl Broker {
             assert!(Instant::now() < deadline, "broker did not listen:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| child.try_wait().unwrap().is_none())
+    }
+
+    /// A line of the process's /proc status, in kB: "VmHWM" (peak RSS) or "VmRSS".
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
     pub fn log(&self) -> String {
@@ -137,26 +154,31 @@ impl Client {
 
     /// Sends a request without reading the response; returns its correlation id.
     pub fn send<R: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &R) -> i32 {
+        self.try_send(api_key, version, request).unwrap()
+    }
+
+    /// As [`Client::send`], with a failed write returned (a broker that stopped reading).
+    pub fn try_send<R: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &R) -> std::io::Result<i32> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("strand-tests")));
-        let mut body = BytesMut::new();
-        encode_request_header_into_buffer(&mut body, &header).unwrap();
-        request.encode(&mut body, version).unwrap();
-        self.send_raw(&body);
-        correlation_id
+        self.try_send_raw(&request_frame(api_key, version, correlation_id, request))?;
+        Ok(correlation_id)
+    }
+
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.stream.set_write_timeout(Some(timeout)).unwrap();
     }
 
     /// Sends `body` with a size prefix.
     pub fn send_raw(&mut self, body: &[u8]) {
+        self.try_send_raw(body).unwrap();
+    }
+
+    fn try_send_raw(&mut self, body: &[u8]) -> std::io::Result<()> {
         let mut frame = BytesMut::with_capacity(4 + body.len());
         frame.put_i32(i32::try_from(body.len()).unwrap());
         frame.put_slice(body);
-        self.stream.write_all(&frame).unwrap();
+        self.stream.write_all(&frame)
     }
 
     /// Reads one response frame: (correlation id, body after the header).
@@ -182,6 +204,19 @@ impl Client {
         assert_eq!(correlation_id, sent);
         Resp::decode(&mut body, version).unwrap()
     }
+}
+
+/// A request frame body (header and request, no size prefix).
+pub fn request_frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("strand-tests")));
+    let mut buf = BytesMut::new();
+    encode_request_header_into_buffer(&mut buf, &header).unwrap();
+    request.encode(&mut buf, version).unwrap();
+    buf.to_vec()
 }
 
 /// A record batch of `values`, keys "k<i>", timestamps from `timestamp`.
