@@ -11,7 +11,7 @@ echo "==> building (cargo build --release --workspace)"
 cargo build --release --workspace --locked
 
 echo "==> cargo test"
-cargo test --workspace --release --locked
+cargo test --workspace --release --locked -- --show-output
 
 # The fault tests (tests/clients/test_faults.py) run a broker built with the io crate's fault
 # seam, which reads STRAND_FAULTS; every other test runs the production build. Cargo keeps
