@@ -13,7 +13,7 @@
    good batch, serves everything before it and appends at the right next offset.
 5. SIGKILL under load on compacted topics, so kills land inside compaction's segment swaps;
    6. the state such a kill leaves, made deterministically (a sealed segment's empty offset
-   index removed). Both show a known broker bug as XFAIL (see MISSING_INDEX_BUG).
+   index removed): recovery rebuilds the index and serves everything.
 
 The producer sends each message at most once (acks=all, no idempotence, retries=0), so every
 message whose delivery report said success must be read back exactly once, at the offset the
@@ -413,19 +413,6 @@ def test_damaged_tail_is_cut_at_the_last_good_batch(broker, capsys, damage):
 # with ENOENT and the partition stays offline (UNKNOWN_TOPIC_OR_PARTITION, data unreachable).
 # Compaction's segment swap (remove .index, remove .timeindex, rename the cleaned log, write
 # .index, write .timeindex) leaves such states when the broker dies inside it.
-MISSING_INDEX_BUG = re.compile(r"opening partition failed .*map \S+\.(time)?index: No such file or directory")
-MISSING_INDEX_BUG_REASON = ("broker bug: recovery does not recreate a sealed segment's missing .index/.timeindex "
-                            "when the rebuilt index is empty; the partition fails to open (ENOENT mapping the "
-                            "index) and is offline")
-
-
-def xfail_if_missing_index_bug(broker, failure: BaseException) -> None:
-    """Turns the known missing-index failure into an xfail naming it; any other failure stands."""
-    hits = [ln for ln in broker.log_text().splitlines() if MISSING_INDEX_BUG.search(ln)]
-    if hits:
-        pytest.xfail(f"{MISSING_INDEX_BUG_REASON}: {hits[0][-260:]} (test failure: {str(failure)[:300]})")
-
-
 def create_topic_with_config(bootstrap: str, name: str, partitions: int, config: dict) -> None:
     admin = admin_client(bootstrap)  # kept alive until the future resolves
     futs = admin.create_topics(
@@ -452,13 +439,8 @@ def test_sigkill_during_compaction_loses_nothing_acknowledged(own_broker, capsys
         create_topic_with_config(broker.bootstrap, n, 2, {"cleanup.policy": "compact", "segment.bytes": "16384"})
     tps = [(n, p) for n in names for p in range(2)]
     started = time.monotonic()
-    try:
-        ledger, regressions, stats = kill_cycles(broker, tps, COMPACT_CYCLES, rng, lambda s: report(capsys, s),
-                                                 key_space=COMPACT_KEYS, rate_per_s=COMPACT_RATE_PER_S)
-    except AssertionError as e:
-        report(capsys, f"failed: {str(e)[:600]}", last=True)
-        xfail_if_missing_index_bug(broker, e)
-        raise
+    ledger, regressions, stats = kill_cycles(broker, tps, COMPACT_CYCLES, rng, lambda s: report(capsys, s),
+                                             key_space=COMPACT_KEYS, rate_per_s=COMPACT_RATE_PER_S)
     passes = len(re.findall(r"INFO \S+: compacted ", broker.log_text()))
     check_verdict(capsys, "SIGKILL under acks=all load, compacted topics, 16 KiB segments", ledger, tps, broker,
                   regressions, key_space=COMPACT_KEYS,
@@ -498,11 +480,7 @@ def test_missing_offset_index_of_a_small_sealed_segment_is_rebuilt(own_broker, c
                f"of {len(logs)} segments; restart errors: {len(errors)}",
                *[f"broker: {ln[-300:]}" for ln in errors[:3]]]
     report(capsys, *summary, last=True)
-    try:
-        assert not errors, "\n".join(summary)
-    except AssertionError as e:
-        xfail_if_missing_index_bug(broker, e)
-        raise
+    assert not errors, "\n".join(summary)
     records, cerrors, _ = consume_topic(broker.bootstrap, topic, 1, len(sent), timeout=30)
     assert not cerrors, cerrors[:5]
     assert [(r.offset, r.value) for r in records] == sent
