@@ -134,7 +134,7 @@ def fill(path: Path) -> int:
 
 @pytest.mark.timeout(120)
 def test_disk_full_refuses_produce_keeps_reads_and_recovers_when_space_is_freed(strand_bin, small_fs, tmp_path,
-                                                                                request):
+                                                                                request, capsys):
     broker = start(ConfiguredBroker(strand_bin, small_fs / "data", tmp_path / "broker.log", run_config(),
                                     shards=1), request)
     full, other = unique_topic("full"), unique_topic("other")
@@ -187,8 +187,9 @@ def test_disk_full_refuses_produce_keeps_reads_and_recovers_when_space_is_freed(
     log = broker.log_text()
     assert "out of disk space" in log and "disk space available again" in log
     broker.stop(check=True)
-    print(f"\n    disk full: filler {filled >> 10} KiB, then {big} x 64 KiB acknowledged into the reserved space; "
-          f"{len(acked)} acknowledged in all, {len(values)} read back, 6 produces refused with KAFKA_STORAGE_ERROR")
+    with capsys.disabled():  # the figures reach the terminal even without -s
+        print(f"\n    disk full: filler {filled >> 10} KiB, then {big} x 64 KiB acknowledged into the reserved space; "
+              f"{len(acked)} acknowledged in all, {len(values)} read back, 6 produces refused with KAFKA_STORAGE_ERROR")
 
 
 # ---------------------------------------------------------------------------
