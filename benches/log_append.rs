@@ -14,10 +14,10 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
 use strand::log::{CatchUpReads, LogConfig, LogShared, PartitionLog, TailCache};
-use strand::protocol::record_batch::split_batches;
+use strand::protocol::record_batch::{encode_batch, split_batches, BatchProducer};
 use strand_config::IoMode;
 
 const RECORDS_PER_BATCH: usize = 16;
@@ -110,25 +110,6 @@ fn report(label: &str, latencies: &[Duration], elapsed: Duration, bytes: usize) 
 }
 
 fn encoded_batch() -> Bytes {
-    let records: Vec<Record> = (0..RECORDS_PER_BATCH)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 0,
-            key: None,
-            value: Some(Bytes::from(vec![b'v'; VALUE_BYTES])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encodes");
-    buf.freeze()
+    let records = (0..RECORDS_PER_BATCH).map(|_| (None, Some(Bytes::from(vec![b'v'; VALUE_BYTES])), 0));
+    encode_batch(records, BatchProducer::NONE, Compression::None).expect("encodes").freeze()
 }

@@ -2,30 +2,14 @@
 //! indexes with the broker's own index types.
 
 use super::*;
-use bytes::BytesMut;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Compression;
+use strand::protocol::record_batch::{assign_offsets, encode_batch, BatchProducer};
 
 fn batch(base_offset: i64, count: usize, timestamp: i64, compression: Compression) -> Vec<u8> {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: base_offset + i as i64,
-            sequence: i as i32,
-            timestamp: timestamp + i as i64,
-            key: None,
-            value: Some(bytes::Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf.to_vec()
+    let records = (0..count).map(|i| (None, Some(bytes::Bytes::from(format!("value-{i}"))), timestamp + i as i64));
+    let mut batch = encode_batch(records, BatchProducer::NONE, compression).unwrap();
+    assign_offsets(&mut batch, base_offset, 0);
+    batch.to_vec()
 }
 
 fn lines_with(text: &str, needle: &str) -> usize {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::future;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use strand_config::BrokerConfig;
 use strand_shards::task::{sleep, spawn_local};
 use tracing::{debug, error, warn};
@@ -22,7 +22,7 @@ use tracing::{debug, error, warn};
 use super::records::decode_record;
 use super::{GroupConfig, GroupManager, GroupRequest, GroupResponse, Now, WriteError};
 use crate::partition::Partition;
-use crate::protocol::record_batch::BatchHeader;
+use crate::protocol::record_batch::{self, BatchHeader, BatchProducer};
 use crate::shard::ShardState;
 
 /// Bytes read per step when loading a partition. Kafka reads 5 MiB (offsets.load.buffer.size);
@@ -248,30 +248,10 @@ async fn append<'a>(partition: &Partition, writes: impl Iterator<Item = &'a [sup
 
 /// One uncompressed record batch of `records` (offsets 0.., assigned again on append).
 fn encode_batch(records: &[super::manager::Record], now_ms: i64) -> Bytes {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence is constant.
-            sequence: i as i32,
-            timestamp: now_ms,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("an uncompressed batch always encodes");
-    buf.freeze()
+    let records = records.iter().map(|(key, value)| (Some(key.clone()), value.clone(), now_ms));
+    record_batch::encode_batch(records, BatchProducer::NONE, Compression::None)
+        .expect("an uncompressed batch always encodes")
+        .freeze()
 }
 
 #[derive(Debug, thiserror::Error)]

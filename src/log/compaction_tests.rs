@@ -5,34 +5,15 @@
 
 use super::tests::{append, run, shared, CONFIG};
 use super::*;
-use crate::protocol::record_batch::split_batches;
+use crate::protocol::record_batch::{encode_batch, split_batches, BatchProducer};
+use kafka_protocol::records::Compression;
 
 /// One batch of (key, value) records; a None value is a tombstone.
 fn keyed_batch(records: &[(&str, Option<String>)], timestamp: i64) -> bytes::Bytes {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp,
-            key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
-            value: value.as_ref().map(|v| bytes::Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-    buf.freeze()
+    let records = records.iter().map(|(key, value)| {
+        (Some(bytes::Bytes::copy_from_slice(key.as_bytes())), value.clone().map(bytes::Bytes::from), timestamp)
+    });
+    encode_batch(records, BatchProducer::NONE, Compression::None).unwrap().freeze()
 }
 
 /// Every record of the log: (offset, key, value).

@@ -5,32 +5,14 @@
 
 use super::tests::{run, shared, CONFIG};
 use super::*;
-use crate::protocol::record_batch::split_batches;
+use crate::protocol::record_batch::{encode_batch, split_batches, BatchProducer};
+use kafka_protocol::records::Compression;
 
 /// A batch of `count` records from producer `producer_id` starting at `base_sequence`.
 fn producer_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: usize) -> bytes::Bytes {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: base_sequence + i as i32,
-            timestamp: 1,
-            key: None,
-            value: Some(bytes::Bytes::from(format!("s{}", base_sequence + i as i32))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-    buf.freeze()
+    let records = (base_sequence..).take(count).map(|seq| (None, Some(bytes::Bytes::from(format!("s{seq}"))), 1));
+    let producer = BatchProducer { id: producer_id, epoch, base_sequence };
+    encode_batch(records, producer, Compression::None).unwrap().freeze()
 }
 
 async fn produce(log: &PartitionLog, records: bytes::Bytes) -> Result<AppendInfo, LogError> {

@@ -8,7 +8,8 @@
 //! batch_length counts the bytes after its own field; the CRC32C covers attributes to the end,
 //! so base_offset and partition_leader_epoch may be rewritten without recomputing it.
 
-use bytes::{Buf, BufMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// Bytes of the header before the records.
 pub const BATCH_HEADER_BYTES: usize = 61;
@@ -222,39 +223,74 @@ pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     head.put_i32(leader_epoch);
 }
 
+/// One record of a batch to encode: key, value, timestamp (ms).
+pub type NewRecord = (Option<Bytes>, Option<Bytes>, i64);
+
+/// Who produced a batch: an idempotent producer's id, epoch and first sequence.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchProducer {
+    pub id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl BatchProducer {
+    /// A producer without idempotence.
+    pub const NONE: Self = Self { id: -1, epoch: -1, base_sequence: 0 };
+}
+
+/// Encodes `records` as one v2 batch (kafka-protocol's encoder) with offsets from 0; the leader
+/// assigns the real ones on append. Compression can fail; an uncompressed batch always encodes.
+pub fn encode_batch(
+    records: impl IntoIterator<Item = NewRecord>,
+    producer: BatchProducer,
+    compression: Compression,
+) -> anyhow::Result<BytesMut> {
+    let records: Vec<Record> = (0_i32..)
+        .zip(records)
+        .map(|(i, (key, value, timestamp))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer.id,
+            producer_epoch: producer.epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            // The encoder keeps records in one batch while offset - sequence is constant.
+            sequence: producer.base_sequence.wrapping_add(i),
+            timestamp,
+            key,
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression })?;
+    Ok(buf)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
 
-    /// Encodes a batch of `count` records with the kafka-protocol encoder.
-    pub(crate) fn encoded_batch(count: usize, timestamp: i64) -> BytesMut {
-        encode_records(&test_records(count, timestamp), Compression::None)
+    /// Keys "key-<i>", values "value-<i>", timestamps from `timestamp`.
+    pub(crate) fn numbered(count: usize, timestamp: i64) -> impl Iterator<Item = NewRecord> {
+        (0..count).map(move |i| {
+            let key = Some(Bytes::from(format!("key-{i}")));
+            (key, Some(Bytes::from(format!("value-{i}"))), timestamp + i as i64)
+        })
     }
 
-    /// `count` records with keys "key-<i>" and values "value-<i>", timestamps from `timestamp`.
+    /// A batch of `count` [`numbered`] records.
+    pub(crate) fn encoded_batch(count: usize, timestamp: i64) -> BytesMut {
+        encode_batch(numbered(count, timestamp), BatchProducer::NONE, Compression::None).unwrap()
+    }
+
+    /// The records [`encoded_batch`] holds, to alter before encoding them with [`encode_records`].
     pub(crate) fn test_records(count: usize, timestamp: i64) -> Vec<Record> {
-        (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder batches records whose offset - sequence is constant.
-                sequence: i as i32,
-                timestamp: timestamp + i as i64,
-                key: Some(bytes::Bytes::from(format!("key-{i}"))),
-                value: Some(bytes::Bytes::from(format!("value-{i}"))),
-                headers: Default::default(),
-            })
-            .collect()
+        let batch = encoded_batch(count, timestamp).freeze();
+        kafka_protocol::records::RecordBatchDecoder::decode(&mut batch.clone()).unwrap().records
     }
 
     /// One batch of `records`, compressed with `compression`.

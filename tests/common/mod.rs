@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use strand::protocol::record_batch::{encode_batch, BatchProducer};
 
 /// A broker process on a free port with its own data directory.
 pub struct Broker {
@@ -226,30 +227,10 @@ pub fn batch(values: &[&str], timestamp: i64) -> Bytes {
 
 /// [`batch`] compressed with `compression`.
 pub fn compressed_batch(values: &[&str], timestamp: i64, compression: Compression) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::try_from(i).unwrap(),
-            // The encoder batches records whose offset - sequence is constant.
-            sequence: i32::try_from(i).unwrap(),
-            timestamp: timestamp + i64::try_from(i).unwrap(),
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-    buf.freeze()
+    let records = (0_i64..).zip(values).map(|(i, value)| {
+        (Some(Bytes::from(format!("k{i}"))), Some(Bytes::copy_from_slice(value.as_bytes())), timestamp + i)
+    });
+    encode_batch(records, BatchProducer::NONE, compression).unwrap().freeze()
 }
 
 /// Every record in a fetched record set: (offset, value).
@@ -268,27 +249,7 @@ pub fn records(mut set: Bytes) -> Vec<(i64, String)> {
 /// A batch of `values` from idempotent producer `producer_id` at `epoch`, first sequence
 /// `base_sequence`.
 pub fn producer_batch(values: &[&str], producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::try_from(i).unwrap(),
-            sequence: base_sequence + i32::try_from(i).unwrap(),
-            timestamp: 0,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-    buf.freeze()
+    let records = values.iter().map(|value| (None, Some(Bytes::copy_from_slice(value.as_bytes())), 0));
+    let producer = BatchProducer { id: producer_id, epoch, base_sequence };
+    encode_batch(records, producer, Compression::None).unwrap().freeze()
 }
