@@ -9,7 +9,7 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use tracing::{debug, info};
 
-use super::join::join_all;
+use super::join::ask_owners;
 use crate::partition::PartitionError;
 use crate::protocol::error_code::partition_error_code;
 use crate::shard::{ShardRequest, ShardState};
@@ -18,24 +18,9 @@ use crate::shard::{ShardRequest, ShardState};
 const INVALID_LOW_WATERMARK: i64 = -1;
 
 pub async fn handle(shard: &Rc<ShardState>, request: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
-    let image = shard.image();
-    let mut work = Vec::new();
-    for topic in &request.topics {
-        let name = topic.name.to_string();
-        let known = image.topic(&name).map(|t| t.partitions);
-        for p in &topic.partitions {
-            let shard = Rc::clone(shard);
-            let (name, partition, offset) = (name.clone(), p.partition_index, p.offset);
-            work.push(async move {
-                if !known.is_some_and(|n| (0..n).contains(&partition)) {
-                    return Err(PartitionError::UnknownTopicOrPartition);
-                }
-                let owner = shard.owner(&name, partition);
-                shard.call(owner, |reply| ShardRequest::DeleteRecords { topic: name, partition, offset, reply }).await?
-            });
-        }
-    }
-    let mut results = join_all(work).await.into_iter();
+    let partitions = request.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index, p.offset)));
+    let asked = ask_owners(shard, partitions, |topic, partition, offset, reply| ShardRequest::DeleteRecords { topic, partition, offset, reply });
+    let mut results = asked.await.into_iter();
     let topics = request
         .topics
         .iter()

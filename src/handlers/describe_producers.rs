@@ -5,29 +5,14 @@ use std::rc::Rc;
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
-use super::join::join_all;
-use crate::partition::PartitionError;
+use super::join::ask_owners;
 use crate::protocol::error_code::partition_error_code;
 use crate::shard::{ShardRequest, ShardState};
 
 pub async fn handle(shard: &Rc<ShardState>, request: DescribeProducersRequest, _version: i16) -> DescribeProducersResponse {
-    let image = shard.image();
-    let mut work = Vec::new();
-    for topic in &request.topics {
-        let name = topic.name.to_string();
-        let known = image.topic(&name).map(|t| t.partitions);
-        for &partition in &topic.partition_indexes {
-            let (shard, name) = (Rc::clone(shard), name.clone());
-            work.push(async move {
-                if !known.is_some_and(|n| (0..n).contains(&partition)) {
-                    return Err(PartitionError::UnknownTopicOrPartition);
-                }
-                let owner = shard.owner(&name, partition);
-                shard.call(owner, |reply| ShardRequest::DescribeProducers { topic: name, partition, reply }).await?
-            });
-        }
-    }
-    let mut results = join_all(work).await.into_iter();
+    let partitions = request.topics.iter().flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p, ())));
+    let asked = ask_owners(shard, partitions, |topic, partition, (), reply| ShardRequest::DescribeProducers { topic, partition, reply });
+    let mut results = asked.await.into_iter();
     let topics = request
         .topics
         .iter()

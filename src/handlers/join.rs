@@ -2,9 +2,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::Poll;
 
 use strand_shards::task::spawn_local;
+use strand_shards::Reply;
+
+use crate::partition::PartitionError;
+use crate::shard::{ShardRequest, ShardState};
 
 /// Runs every future as its own task on this shard and returns their outputs in order, so
 /// partitions owned by different shards are worked on at once.
@@ -15,6 +20,35 @@ pub async fn join_all<T: 'static>(futures: Vec<impl Future<Output = T> + 'static
         outputs.push(task.await);
     }
     outputs
+}
+
+/// How a shard answers a request about one partition.
+type PartitionReply<T> = Reply<Result<T, PartitionError>>;
+
+/// Asks the shard owning each of `partitions` (topic, partition, argument), all at once, with
+/// the request `ask` makes; the answers come back in the same order. A partition the metadata
+/// image does not have is UNKNOWN_TOPIC_OR_PARTITION, asked of no shard.
+pub async fn ask_owners<A: 'static, T: 'static>(
+    shard: &Rc<ShardState>,
+    partitions: impl IntoIterator<Item = (String, i32, A)>,
+    ask: fn(String, i32, A, PartitionReply<T>) -> ShardRequest,
+) -> Vec<Result<T, PartitionError>> {
+    let image = shard.image();
+    let work = partitions
+        .into_iter()
+        .map(|(topic, partition, argument)| {
+            let known = image.topic(&topic).is_some_and(|t| (0..t.partitions).contains(&partition));
+            let shard = Rc::clone(shard);
+            async move {
+                if !known {
+                    return Err(PartitionError::UnknownTopicOrPartition);
+                }
+                let owner = shard.owner(&topic, partition);
+                shard.call(owner, |reply| ask(topic, partition, argument, reply)).await?
+            }
+        })
+        .collect();
+    join_all(work).await
 }
 
 /// Resolves when the first of `futures` does (or never, if there are none).

@@ -6,30 +6,15 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::join::join_all;
+use super::join::ask_owners;
 use crate::partition::{ListedOffset, PartitionError};
 use crate::protocol::error_code::partition_error_code;
 use crate::shard::{ShardRequest, ShardState};
 
 pub async fn handle(shard: &Rc<ShardState>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-    let image = shard.image();
-    let mut work = Vec::new();
-    for topic in &request.topics {
-        let name = topic.name.to_string();
-        let known = image.topic(&name).map(|t| t.partitions);
-        for p in &topic.partitions {
-            let shard = Rc::clone(shard);
-            let (name, partition, timestamp) = (name.clone(), p.partition_index, p.timestamp);
-            work.push(async move {
-                if !known.is_some_and(|n| (0..n).contains(&partition)) {
-                    return Err(PartitionError::UnknownTopicOrPartition);
-                }
-                let owner = shard.owner(&name, partition);
-                shard.call(owner, |reply| ShardRequest::ListOffset { topic: name, partition, timestamp, reply }).await?
-            });
-        }
-    }
-    let mut results = join_all(work).await.into_iter();
+    let partitions = request.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index, p.timestamp)));
+    let asked = ask_owners(shard, partitions, |topic, partition, timestamp, reply| ShardRequest::ListOffset { topic, partition, timestamp, reply });
+    let mut results = asked.await.into_iter();
     let topics = request
         .topics
         .iter()
