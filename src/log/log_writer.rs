@@ -247,9 +247,15 @@ impl PartitionLog {
             Ok(()) => files.time_index.append(&[times]).await,
             Err(e) => Err(e),
         };
-        match appended {
+        self.optional_write(appended, "index entries not persisted")
+    }
+
+    /// The result of writing a file the log can do without (index entries, a producer
+    /// snapshot: recovery re-derives both): a full disk only costs a warning.
+    fn optional_write(&self, result: Result<(), IoError>, what: &str) -> Result<(), IoError> {
+        match result {
             Err(e) if e.is_out_of_space() => {
-                warn!(dir = %self.dir.display(), error = %e, "index entries not persisted: out of disk space");
+                warn!(dir = %self.dir.display(), error = %e, "{what}: out of disk space");
                 Ok(())
             }
             other => other,
@@ -301,13 +307,8 @@ impl PartitionLog {
     /// Writes the producer state as of `boundary`, an offset everything before which is durable.
     async fn snapshot_producers(&self, boundary: i64) -> Result<(), IoError> {
         let snapshot = self.state.borrow().producers.snapshot_before(boundary);
-        match fs::write_atomic(&self.dir.join(PRODUCER_STATE_FILE), snapshot).await {
-            // The previous snapshot stays; recovery replays the log from its boundary.
-            Err(e) if e.is_out_of_space() => {
-                warn!(dir = %self.dir.display(), error = %e, "producer state snapshot not written: out of disk space");
-                Ok(())
-            }
-            other => other,
-        }
+        // On a full disk the previous snapshot stays; recovery replays the log from its boundary.
+        let written = fs::write_atomic(&self.dir.join(PRODUCER_STATE_FILE), snapshot).await;
+        self.optional_write(written, "producer state snapshot not written")
     }
 }

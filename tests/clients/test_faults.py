@@ -23,6 +23,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from kafka.record import MemoryRecords
 
 from conftest import (
     DEFAULT_BIN,
@@ -74,8 +75,6 @@ def produce_one(raw: RawKafka, topic: str, value: bytes) -> tuple[int, int]:
 
 def fetch_values(raw: RawKafka, topic: str) -> tuple[int, list[bytes]]:
     """Fetches the partition from offset 0 until its high watermark: (error code, values)."""
-    from kafka.record import MemoryRecords
-
     values: list[bytes] = []
     offset = 0
     while True:
