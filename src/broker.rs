@@ -92,6 +92,12 @@ struct ShardStart {
 async fn run_shard(ctx: ShardContext<ShardRequest>, start: ShardStart, started: flume::Sender<Result<ShardId, String>>) {
     let ShardStart { config, limits, listen } = start;
     let shard = ShardState::new(ctx.id, ctx.shard_count, Arc::clone(&config), ctx.mesh.clone());
+    // Before this shard opens any file, even for another shard's request (a metadata image
+    // whose partitions it recovers): glommio settles how it reads the device on the first open.
+    if let Err(e) = settle_data_dir(&shard).await {
+        let _ = started.send(Err(e));
+        return;
+    }
     spawn_local(serve_inbox(Rc::clone(&shard), ctx.inbox)).detach();
     let start = futures_lite::future::or(async { Some(start_shard(&shard, listen).await) }, async {
         ctx.stop.wait().await;
@@ -125,10 +131,15 @@ async fn run_shard(ctx: ShardContext<ShardRequest>, start: ShardStart, started: 
     info!(shard = %ctx.id, "stopped");
 }
 
-async fn start_shard(shard: &Rc<ShardState>, listen: SocketAddr) -> Result<TcpListener, String> {
+/// Creates the data directory and settles, for this shard, how its device is read
+/// ([`fs::probe_device`]).
+async fn settle_data_dir(shard: &ShardState) -> Result<(), String> {
     let dir = &shard.config.log_dirs;
     fs::create_dir_all(dir).await.map_err(|e| format!("data directory {}: {e}", dir.display()))?;
-    fs::probe_device(dir, &format!("shard-{}", shard.id)).await.map_err(|e| e.to_string())?;
+    fs::probe_device(dir, &format!("shard-{}", shard.id)).await.map_err(|e| e.to_string())
+}
+
+async fn start_shard(shard: &Rc<ShardState>, listen: SocketAddr) -> Result<TcpListener, String> {
     if shard.id == ShardId(0) {
         let mut controller = Controller::load(Rc::clone(shard)).await.map_err(|e| e.to_string())?;
         controller.create_internal_topics().await.map_err(|e| format!("creating internal topics: {e}"))?;
