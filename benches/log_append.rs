@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
             println!("{mode}");
             for (label, in_flight) in [("serial", 1), ("16 in flight", CONCURRENT)] {
                 let dir = path.join(format!("{}-{in_flight}", mode.replace([' ', ','], "")));
-                let shared = LogShared { tail_cache: TailCache::new(64 << 20), catch_up: Rc::new(CatchUpReads::new(1, 0)) };
+                let shared = LogShared { tail_cache: TailCache::new(64 << 20), catch_up: Rc::new(CatchUpReads::new(1, 1 << 20, 0)) };
                 let log = PartitionLog::open(&dir, config, &shared).await.expect("open");
                 let started = Instant::now();
                 let latencies = run(&log, &batch, batches, in_flight).await;

@@ -68,6 +68,7 @@ const INT_KEYS: &[&str] = &[
     "offset.metadata.max.bytes",
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
+    "shard.catchup.read.chunk.bytes",
     "shard.catchup.reads.max",
     "shard.inbox.max",
     "shard.io.memory.bytes",

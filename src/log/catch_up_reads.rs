@@ -6,10 +6,16 @@
 //! `shard.catchup.read.bytes.per.second` (a token bucket), and run in the shard's background
 //! task queue, so writes, fsyncs and tailing fetches keep priority.
 //!
-//! Reads are large: each reads at least `READAHEAD_BYTES` (within the bytes its caller says
-//! are readable) and keeps what the fetch did not need in one of the shard's
-//! `READAHEAD_SLOTS`, so a consumer reading sequentially far behind is served its next fetch
-//! from memory. The slots bound readahead memory per shard, however many partitions there are.
+//! Each disk read is `shard.catchup.read.chunk.bytes` (within the bytes its caller says are
+//! readable; more only when one batch is larger) and keeps what the fetch did not need in one
+//! of the shard's `READAHEAD_SLOTS`, so a consumer reading sequentially far behind is served
+//! its next fetch from memory. The slots bound readahead memory per shard, however many
+//! partitions there are.
+//!
+//! Reads are not larger because an fdatasync waits for the read in flight on this kind of
+//! device: with fio on the bench VM, a 64 KiB O_DIRECT writer with fdatasync per write took
+//! 116 us per sync alone, 1,458 us beside a 1 MiB reader (one read in flight) and 359 us
+//! beside a 256 KiB reader, which still read 894 MiB/s (docs/benchmarks.md).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -21,8 +27,6 @@ use event_listener::Event;
 use strand_io::{FileReader, IoError};
 use strand_shards::task::{sleep, spawn_background};
 
-/// Smallest catch-up read.
-const READAHEAD_BYTES: usize = 1 << 20;
 /// Readahead buffers kept per shard.
 const READAHEAD_SLOTS: usize = 8;
 
@@ -36,6 +40,7 @@ struct Readahead {
 pub struct CatchUpReads {
     readahead: RefCell<VecDeque<Readahead>>,
     depth_max: usize,
+    read_bytes: usize,
     in_flight: Cell<usize>,
     freed: Event,
     /// Bytes per second; 0 means unlimited.
@@ -59,10 +64,11 @@ impl Drop for Slot<'_> {
 }
 
 impl CatchUpReads {
-    pub fn new(depth_max: usize, bytes_per_second: u64) -> Self {
+    pub fn new(depth_max: usize, read_bytes: usize, bytes_per_second: u64) -> Self {
         Self {
             readahead: RefCell::new(VecDeque::new()),
             depth_max: depth_max.max(1),
+            read_bytes: read_bytes.max(1),
             in_flight: Cell::new(0),
             freed: Event::new(),
             rate: bytes_per_second,
@@ -71,6 +77,11 @@ impl CatchUpReads {
             bytes_read: Cell::new(0),
             disk_reads: Cell::new(0),
         }
+    }
+
+    /// Bytes of one disk read: a fetch's window below the tail cache is at most this long.
+    pub fn read_bytes(&self) -> usize {
+        self.read_bytes
     }
 
     /// Disk reads made since the shard started.
@@ -84,13 +95,13 @@ impl CatchUpReads {
     }
 
     /// Reads `len` bytes at `position` (of the `readable` bytes of the file): from a readahead
-    /// buffer when one holds them, otherwise with one read of at least `READAHEAD_BYTES` once
+    /// buffer when one holds them, otherwise with one read of at least `read_bytes` once
     /// admitted, in the background queue.
     pub async fn read(&self, reader: &FileReader, position: u64, len: usize, readable: u64) -> Result<Bytes, IoError> {
         if let Some(hit) = self.read_ahead_hit(reader.path(), position, len) {
             return Ok(hit);
         }
-        let want = len.max(READAHEAD_BYTES).min(usize::try_from(readable.saturating_sub(position)).unwrap_or(usize::MAX)).max(len);
+        let want = len.max(self.read_bytes).min(usize::try_from(readable.saturating_sub(position)).unwrap_or(usize::MAX)).max(len);
         let _slot = self.admit().await;
         self.take_tokens(want as u64).await;
         let owned = reader.clone();

@@ -13,7 +13,8 @@ impl PartitionLog {
     /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
     /// if any is there, as Kafka does since KIP-74), never past the high watermark. Served
     /// from the tail cache when the offset is there; otherwise one catch-up read of the window
-    /// from the nearest index entry.
+    /// from the nearest index entry (at most `shard.catchup.read.chunk.bytes`, so a fetch far behind
+    /// may get less than `max_bytes`, as Kafka allows).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
         // An offline log serves nothing, as Kafka's offline replicas do (KAFKA_STORAGE_ERROR).
         if let Some(failure) = &self.state.borrow().failure {
@@ -40,7 +41,10 @@ impl PartitionLog {
                 return Ok(LogRead { records: Bytes::new(), offsets });
             };
             let start = resume_at.take().unwrap_or(index_position);
-            let lookahead = self.config.get().index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64;
+            // One catch-up read at most: whole batches in it are served, a first batch longer
+            // than it is read whole (`Picked::Cut`), a fetch wanting more gets it next time.
+            let lookahead = (self.config.get().index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64)
+                .min(self.catch_up.read_bytes().max(BATCH_HEADER_BYTES) as u64);
             let window_len = usize::try_from(end.saturating_sub(start).min(lookahead)).expect("small");
             let window = self.catch_up.read(&reader, start, window_len, end).await?;
             let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {

@@ -25,7 +25,7 @@ pub(super) const CONFIG: LogConfig = LogConfig {
 
 /// A shard's shared log resources with no tail cache, so reads exercise the disk path.
 pub(super) fn shared() -> LogShared {
-    LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, 0)) }
+    LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, 1 << 20, 0)) }
 }
 
 pub(super) fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: impl FnOnce() -> Fut + Send + 'static) -> T {
@@ -375,5 +375,43 @@ fn a_sequential_catch_up_reader_is_served_from_readahead() {
         assert_eq!(read_all(&log).await, (0..600).collect::<Vec<i64>>());
         let reads = shared.catch_up.disk_reads() - before;
         assert!(reads <= 2, "{reads} disk reads for 200 sequential fetches");
+    });
+}
+
+#[test]
+fn a_fetch_far_behind_takes_one_catch_up_read_and_a_larger_batch_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
+    run(move || async move {
+        let shared = LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, 4096, 0)) };
+        let log = PartitionLog::open(&path, config, &shared).await.unwrap();
+        for i in 0..100 {
+            append(&log, 3, i).await.unwrap();
+        }
+        let big = append(&log, 400, 100).await.unwrap();
+        append(&log, 3, 101).await.unwrap();
+
+        // A fetch for 1 MiB from the start gets whole batches from one 4 KiB read.
+        let first = log.read(0, 1 << 20).await.unwrap().records;
+        assert!(!first.is_empty() && first.len() <= 4096, "{} bytes", first.len());
+        assert_eq!(split_batches(&first).unwrap()[0].1.base_offset, 0);
+
+        // A batch larger than one read is still served whole, on its own.
+        let whole = log.read(big.base_offset, 1 << 20).await.unwrap().records;
+        let batches = split_batches(&whole).unwrap();
+        assert!(whole.len() > 4096, "{} bytes", whole.len());
+        assert_eq!((batches.len(), batches[0].1.base_offset, batches[0].1.next_offset()), (1, big.base_offset, big.last_offset + 1));
+
+        // Fetching on from each answer's end reads every offset once, in order.
+        let mut offsets = Vec::new();
+        let mut next = 0;
+        while next < log.offsets().high_watermark {
+            let records = log.read(next, 1 << 20).await.unwrap().records;
+            let batches = split_batches(&records).unwrap();
+            offsets.extend(batches.iter().flat_map(|(_, b)| b.base_offset..b.next_offset()));
+            next = batches.last().unwrap().1.next_offset();
+        }
+        assert_eq!(offsets, (0..big.last_offset + 4).collect::<Vec<i64>>());
     });
 }

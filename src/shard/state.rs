@@ -57,6 +57,7 @@ impl ShardState {
                 tail_cache: TailCache::new(config.shard_tail_cache_bytes),
                 catch_up: Rc::new(CatchUpReads::new(
                     config.shard_catchup_reads_max,
+                    config.shard_catchup_read_chunk_bytes,
                     config.shard_catchup_read_bytes_per_second,
                 )),
             },
