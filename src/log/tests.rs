@@ -25,7 +25,12 @@ pub(super) const CONFIG: LogConfig = LogConfig {
 
 /// A shard's shared log resources with no tail cache, so reads exercise the disk path.
 pub(super) fn shared() -> LogShared {
-    LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, 1 << 20, 0)) }
+    shared_reading(1 << 20)
+}
+
+/// [`shared`] with catch-up reads of `chunk_bytes`.
+fn shared_reading(chunk_bytes: usize) -> LogShared {
+    LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, chunk_bytes, 0)) }
 }
 
 pub(super) fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: impl FnOnce() -> Fut + Send + 'static) -> T {
@@ -384,7 +389,7 @@ fn a_fetch_far_behind_takes_one_catch_up_read_and_a_larger_batch_whole() {
     let path = dir.path().join("t-0");
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     run(move || async move {
-        let shared = LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, 4096, 0)) };
+        let shared = shared_reading(4096);
         let log = PartitionLog::open(&path, config, &shared).await.unwrap();
         for i in 0..100 {
             append(&log, 3, i).await.unwrap();

@@ -5,6 +5,7 @@
 //! written (past either, the reader stops reading, which pushes back through TCP). A connection
 //! with no progress for connections.max.idle.ms is closed, half-read frame or not.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -23,19 +24,17 @@ type Pending = Task<Result<Option<Bytes>, RequestError>>;
 
 /// Why the reader stopped reading requests.
 enum ReadEnd {
-    /// The client closed, the writer closed, or the broker is stopping: answer what was read.
+    /// The client closed or sent something that cannot be answered (logged where it was
+    /// found), the writer closed, or the broker is stopping: answer what was read.
     Finished,
     /// Nothing happened for connections.max.idle.ms.
     Idle,
-    /// The client sent something that cannot be answered (logged where it was found).
-    Refused,
 }
 
-pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
-    let peer_addr = stream.peer_addr().ok();
-    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
+pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream, peer_addr: SocketAddr) {
+    let peer = peer_addr.to_string();
     // Kafka shows a client's host as Java prints an address: "/" then the IP.
-    let client_host: Rc<str> = peer_addr.map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
+    let client_host: Rc<str> = format!("/{}", peer_addr.ip()).into();
     if let Err(e) = stream.set_nodelay(true) {
         debug!(peer, error = %e, "TCP_NODELAY not set");
     }
@@ -44,7 +43,7 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
     let state = Rc::new(ConnectionState::new());
     let idle = Duration::from_millis(shard.config.connections_max_idle_ms);
     let writer_task = spawn_local(write_responses(writer, pending, Rc::clone(&state), peer.clone()));
-    let end = read_requests(&shard, reader, &queue, &state, &peer, client_host).await;
+    let end = read_requests(&shard, reader, &queue, &state, idle, &peer, client_host).await;
     drop(queue);
     if matches!(end, ReadEnd::Idle) {
         debug!(peer, idle_ms = shard.config.connections_max_idle_ms, "closing idle connection");
@@ -66,62 +65,60 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream) {
     }
 }
 
+/// Reads, decodes and starts requests until the client or the writer closes, the broker
+/// stops or the connection is idle, whichever comes first, wherever the reader waits: for the
+/// response buffer to drain, for a frame, or for room in the queue of requests in flight.
 async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
     shard: &Rc<ShardState>,
     mut reader: R,
     queue: &flume::Sender<Pending>,
     state: &Rc<ConnectionState>,
+    idle: Duration,
     peer: &str,
     client_host: Rc<str>,
 ) -> ReadEnd {
     let max = shard.config.socket_request_max_bytes;
     let response_buffer_max = shard.config.connection_response_buffer_max_bytes;
-    let idle = Duration::from_millis(shard.config.connections_max_idle_ms);
-    loop {
-        let next = future::or(
-            async {
-                state.response_buffer_below(response_buffer_max).await;
-                Ok(read_frame(&mut reader, max).await)
-            },
-            future::or(
-                async {
-                    future::or(shard.stopped(), state.closed()).await;
-                    Err(ReadEnd::Finished)
-                },
-                async {
-                    state.idle_for(idle).await;
-                    Err(ReadEnd::Idle)
-                },
-            ),
-        );
-        let frame = match next.await {
-            Err(end) => return end,
-            Ok(Ok(frame)) => frame,
-            Ok(Err(FrameError::Closed)) => return ReadEnd::Finished,
-            Ok(Err(e)) => {
-                warn!(peer, error = %e, "closing connection");
-                return ReadEnd::Refused;
+    let reading = async {
+        loop {
+            state.response_buffer_below(response_buffer_max).await;
+            let frame = match read_frame(&mut reader, max).await {
+                Ok(frame) => frame,
+                Err(FrameError::Closed) => return ReadEnd::Finished,
+                Err(e) => return refuse(peer, &e),
+            };
+            let request = match decode_request(frame) {
+                Ok(request) => request,
+                Err(e) => return refuse(peer, &e),
+            };
+            state.request_read();
+            let handled = dispatch(Rc::clone(shard), request, Rc::clone(&client_host));
+            let state_of_task = Rc::clone(state);
+            let task = spawn_local(async move {
+                let result = handled.await;
+                state_of_task.request_processed(result.as_ref().map_or(0, |r| r.as_ref().map_or(0, Bytes::len)));
+                result
+            });
+            if queue.send_async(task).await.is_err() {
+                return ReadEnd::Finished;
             }
-        };
-        let request = match decode_request(frame) {
-            Ok(request) => request,
-            Err(e) => {
-                warn!(peer, error = %e, "closing connection");
-                return ReadEnd::Refused;
-            }
-        };
-        state.request_read();
-        let handled = dispatch(Rc::clone(shard), request, Rc::clone(&client_host));
-        let state_of_task = Rc::clone(state);
-        let task = spawn_local(async move {
-            let result = handled.await;
-            state_of_task.request_processed(result.as_ref().map_or(0, |r| r.as_ref().map_or(0, Bytes::len)));
-            result
-        });
-        if queue.send_async(task).await.is_err() {
-            return ReadEnd::Finished;
         }
-    }
+    };
+    let stopping = async {
+        future::or(shard.stopped(), state.closed()).await;
+        ReadEnd::Finished
+    };
+    let idle = async {
+        state.idle_for(idle).await;
+        ReadEnd::Idle
+    };
+    future::or(reading, future::or(stopping, idle)).await
+}
+
+/// Logs why a connection stops being read; the requests read before are still answered.
+fn refuse(peer: &str, error: &dyn std::fmt::Display) -> ReadEnd {
+    warn!(peer, error = %error, "closing connection");
+    ReadEnd::Finished
 }
 
 async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(

@@ -18,8 +18,10 @@ pub struct ConnectionState {
     processing: Cell<usize>,
     /// Bytes of responses encoded and not yet written.
     response_bytes_buffered: Cell<usize>,
-    /// Notified on every change above.
-    changed: Event,
+    /// Notified when `closed` is set.
+    closing: Event,
+    /// Notified when a response was written (`response_bytes_buffered` fell).
+    written: Event,
 }
 
 impl ConnectionState {
@@ -29,7 +31,8 @@ impl ConnectionState {
             last_activity: Cell::new(Instant::now()),
             processing: Cell::new(0),
             response_bytes_buffered: Cell::new(0),
-            changed: Event::new(),
+            closing: Event::new(),
+            written: Event::new(),
         }
     }
 
@@ -37,11 +40,11 @@ impl ConnectionState {
     /// stops with it.
     pub fn close(&self) {
         self.closed.set(true);
-        self.changed.notify(usize::MAX);
+        self.closing.notify(usize::MAX);
     }
 
     pub async fn closed(&self) {
-        self.wait_until(|| self.closed.get()).await;
+        wait_until(&self.closing, || self.closed.get()).await;
     }
 
     pub fn request_read(&self) {
@@ -54,20 +57,19 @@ impl ConnectionState {
         self.last_activity.set(Instant::now());
         self.processing.set(self.processing.get() - 1);
         self.response_bytes_buffered.set(self.response_bytes_buffered.get() + response_bytes);
-        self.changed.notify(usize::MAX);
     }
 
     pub fn response_written(&self, response_bytes: usize) {
         self.last_activity.set(Instant::now());
         self.response_bytes_buffered.set(self.response_bytes_buffered.get() - response_bytes);
-        self.changed.notify(usize::MAX);
+        self.written.notify(usize::MAX);
     }
 
     /// Waits until fewer than `max` response bytes are buffered. The reader waits here before
     /// reading the next request, so a client that never reads its responses stops being read:
     /// what one connection holds is `max` plus the responses of the requests in flight.
     pub async fn response_buffer_below(&self, max: usize) {
-        self.wait_until(|| self.response_bytes_buffered.get() < max).await;
+        wait_until(&self.written, || self.response_bytes_buffered.get() < max).await;
     }
 
     /// Returns once no request is being processed and neither a request was read nor a
@@ -84,14 +86,15 @@ impl ConnectionState {
             sleep(wait).await;
         }
     }
+}
 
-    async fn wait_until(&self, done: impl Fn() -> bool) {
-        while !done() {
-            let listener = self.changed.listen();
-            if done() {
-                return;
-            }
-            listener.await;
+/// Waits until `done`, looking again each time `event` is notified.
+async fn wait_until(event: &Event, done: impl Fn() -> bool) {
+    while !done() {
+        let listener = event.listen();
+        if done() {
+            return;
         }
+        listener.await;
     }
 }

@@ -34,10 +34,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: i32) -> Resul
         Ok(expected) if expected >= REQUEST_HEADER_MIN_BYTES && size <= max => expected,
         _ => return Err(FrameError::Size { size, max }),
     };
-    let mut frame = Vec::with_capacity(expected.min(FRAME_BUFFER_INITIAL_BYTES));
-    let read = reader.take(u64::from(size.unsigned_abs())).read_to_end(&mut frame).await?;
-    if read < expected {
-        return Err(FrameError::Truncated { size, read });
+    // Read into exactly the frame's bytes, doubling the buffer as they arrive (a reader's
+    // read_to_end would grow a full buffer past the frame to look for its end).
+    let mut frame = vec![0u8; expected.min(FRAME_BUFFER_INITIAL_BYTES)];
+    let mut read = 0;
+    while read < expected {
+        if read == frame.len() {
+            frame.resize(expected.min(2 * read), 0);
+        }
+        match reader.read(&mut frame[read..]).await {
+            Ok(0) => return Err(FrameError::Truncated { size, read }),
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(Bytes::from(frame))
 }

@@ -62,3 +62,11 @@ fn end_of_stream_between_frames_is_a_clean_close() {
     assert!(matches!(read(&[]), Err(FrameError::Closed)));
     assert!(matches!(read(&[0, 0]), Err(FrameError::Closed)));
 }
+
+#[test]
+fn a_frame_larger_than_the_first_buffer_reads_back_whole_into_its_own_size() {
+    let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    let mut reader = &framed(&body)[..];
+    let frame = block_on(read_frame(&mut reader, 1 << 20)).unwrap();
+    assert_eq!(&frame[..], &body[..]);
+}

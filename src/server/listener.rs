@@ -33,8 +33,8 @@ pub async fn accept_loop(
         match accepted {
             None => return,
             Some(Ok(stream)) => {
-                let permit = match stream.peer_addr().map(|peer| (peer, limits.admit(peer.ip()))) {
-                    Ok((_, Ok(permit))) => permit,
+                let (peer, permit) = match stream.peer_addr().map(|peer| (peer, limits.admit(peer.ip()))) {
+                    Ok((peer, Ok(permit))) => (peer, permit),
                     Ok((peer, Err(refused))) => {
                         warn!(shard = %shard.id, peer = %peer, reason = %refused, "closing new connection");
                         continue;
@@ -49,7 +49,7 @@ pub async fn accept_loop(
                 spawn_local(async move {
                     let _open = connections.open();
                     let _permit = permit;
-                    serve_connection(shard, stream).await;
+                    serve_connection(shard, stream, peer).await;
                 })
                 .detach();
             }
