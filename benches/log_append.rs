@@ -78,7 +78,7 @@ async fn run(log: &Rc<PartitionLog>, batch: &Bytes, batches: usize, in_flight: u
                 let mut latencies = Vec::with_capacity(per_task);
                 for _ in 0..per_task {
                     let sent = Instant::now();
-                    let info = log.append_as_leader(batch.clone(), &described, 0).expect("append");
+                    let info = log.append_as_leader(batch.clone(), &described, 0, None).expect("append");
                     log.wait_committed(info.last_offset).await.expect("acknowledged");
                     latencies.push(sent.elapsed());
                 }

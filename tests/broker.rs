@@ -7,9 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::requests::{create_topic, fetch, fetch_request, produce, produce_request, topic_name, FETCH_V, PRODUCE_V};
+use common::requests::{create_topic, fetch, fetch_request, list_offset, produce, produce_request, topic_name, FETCH_V, PRODUCE_V};
 use common::{batch, records, Broker, Client};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 
 #[test]
@@ -141,14 +140,7 @@ fn list_offsets_by_time_finds_the_first_record_at_or_after() {
     create_topic(&mut client, "times", 1, &[]);
     produce(&mut client, "times", 0, batch(&["a", "b", "c"], 1000)); // 1000, 1001, 1002
     produce(&mut client, "times", 0, batch(&["d", "e"], 5000)); // 5000, 5001
-    let list = |client: &mut Client, timestamp: i64| {
-        let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name("times"))
-            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp)])]);
-        let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 6, &request);
-        let p = &response.topics[0].partitions[0];
-        (p.error_code, p.offset, p.timestamp)
-    };
+    let list = |client: &mut Client, timestamp: i64| list_offset(client, "times", 0, timestamp);
     assert_eq!(list(&mut client, -2), (0, 0, -1));
     assert_eq!(list(&mut client, -1), (0, 5, -1));
     assert_eq!(list(&mut client, 1001), (0, 1, 1001));

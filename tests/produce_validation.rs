@@ -8,9 +8,10 @@ mod common;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::requests::{create_topic, fetch, produce};
+use common::requests::{create_topic, fetch, list_offset, produce};
 use common::{batch, compressed_batch, records, Broker, Client};
 use kafka_protocol::records::Compression;
+use strand::protocol::record_batch::{encode_batch, BatchProducer};
 
 const CORRUPT_MESSAGE: i16 = 2;
 const INVALID_TIMESTAMP: i16 = 32;
@@ -115,7 +116,7 @@ fn hostile_batches_get_kafkas_codes_and_only_good_records_reach_the_log() {
 
 #[test]
 fn a_log_append_time_topic_stamps_batches_with_the_brokers_clock() {
-    let broker = Broker::start(1);
+    let mut broker = Broker::start(1);
     let mut client = broker.connect();
     create_topic(&mut client, "stamped", 1, &[("message.timestamp.type", "LogAppendTime")]);
     let before = now_ms();
@@ -127,6 +128,12 @@ fn a_log_append_time_topic_stamps_batches_with_the_brokers_clock() {
     let max_timestamp = i64::from_be_bytes(stored[35..43].try_into().unwrap());
     assert!((before..=after).contains(&max_timestamp), "{before} <= {max_timestamp} <= {after}");
     assert_eq!(records(stored).len(), 2, "and its CRC still verifies");
+    // The log indexes the stamped time, not the producer's 1: a lookup by time finds the batch,
+    // before and after a restart (the time index on disk).
+    assert_eq!(list_offset(&mut client, "stamped", 0, before), (0, 0, max_timestamp));
+    broker.restart();
+    let mut client = broker.connect();
+    assert_eq!(list_offset(&mut client, "stamped", 0, before), (0, 0, max_timestamp));
     // A producer may not claim LogAppendTime itself: INVALID_TIMESTAMP.
     let claimed = edited(&batch(&["z"], before), |b| b[22] |= 1 << 3);
     assert_eq!(produce(&mut client, "stamped", 0, claimed).0, INVALID_TIMESTAMP);
@@ -139,5 +146,7 @@ fn a_compacted_topic_refuses_keyless_records_in_compressed_batches_too() {
     create_topic(&mut client, "keyed", 1, &[("cleanup.policy", "compact")]);
     let keyless = common::producer_batch(&["v"], -1, -1, -1);
     assert_eq!(produce(&mut client, "keyed", 0, keyless).0, INVALID_RECORD);
+    let keyless_zstd = encode_batch([(None, Some(Bytes::from_static(b"v")), now_ms())], BatchProducer::NONE, Compression::Zstd).unwrap().freeze();
+    assert_eq!(produce(&mut client, "keyed", 0, keyless_zstd).0, INVALID_RECORD);
     assert_eq!(produce(&mut client, "keyed", 0, compressed_batch(&["v"], now_ms(), Compression::Zstd)), (0, 0));
 }

@@ -45,18 +45,18 @@ fn compaction_keeps_the_newest_record_per_key_at_its_offset() {
             let value = format!("v{i}");
             let records = keyed_batch(&[(&format!("k{}", i % 3), Some(value))], 1_000);
             let batches = split_batches(&records).unwrap();
-            let info = log.append_as_leader(records, &batches, 0).unwrap();
+            let info = log.append_as_leader(records, &batches, 0, None).unwrap();
             log.wait_committed(info.last_offset).await.unwrap();
         }
         let tombstone = keyed_batch(&[("k0", None)], 1_000);
         let batches = split_batches(&tombstone).unwrap();
-        let info = log.append_as_leader(tombstone, &batches, 0).unwrap();
+        let info = log.append_as_leader(tombstone, &batches, 0, None).unwrap();
         assert_eq!(info.base_offset, 60);
         // Roll past the tombstone so it is in a sealed segment.
         for i in 61..80i64 {
             let records = keyed_batch(&[("k9", Some(format!("v{i}")))], 1_000);
             let batches = split_batches(&records).unwrap();
-            let info = log.append_as_leader(records, &batches, 0).unwrap();
+            let info = log.append_as_leader(records, &batches, 0, None).unwrap();
             log.wait_committed(info.last_offset).await.unwrap();
         }
         let before = read_records(&log).await;

@@ -176,6 +176,11 @@ async fn first_at_or_after(
         if header.max_timestamp < timestamp {
             return Scan::Continue;
         }
+        // In a LogAppendTime batch every record has the batch's time, as Kafka reads it.
+        if header.is_log_append_time() {
+            found = Some((header.base_offset, header.max_timestamp));
+            return Scan::Stop;
+        }
         match first_record_at_or_after(batch, timestamp) {
             Ok(Some(hit)) => {
                 found = Some(hit);

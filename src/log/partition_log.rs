@@ -30,7 +30,7 @@ use super::producer_state::{ProducerState, ProducerSummary, SequenceCheck, Seque
 use super::recovery::rebuild_producer_state;
 use super::tail_cache::{PartitionTail, TailCache};
 use super::{LogError, Segment};
-use crate::protocol::record_batch::{assign_offsets, BatchHeader};
+use crate::protocol::record_batch::{assign_offsets, stamp_log_append_time, BatchHeader};
 
 /// Settings the log needs from its topic's and the broker's config.
 #[derive(Debug, Clone, Copy)]
@@ -190,14 +190,16 @@ impl PartitionLog {
         self.state.borrow().segments.iter().map(Segment::heap_bytes).sum()
     }
 
-    /// Gives `records` (already verified batches, described by `batches`) their offsets and
-    /// queues them for the writer. After this returns the batches are ordered in the log; they
-    /// are acknowledged once [`PartitionLog::wait_committed`] returns for `last_offset`.
+    /// Gives `records` (already verified batches, described by `batches`) their offsets, and
+    /// on a LogAppendTime topic the broker's clock `log_append_time_ms`, and queues them for
+    /// the writer. After this returns the batches are ordered in the log; they are acknowledged
+    /// once [`PartitionLog::wait_committed`] returns for `last_offset`.
     pub fn append_as_leader(
         &self,
         records: Bytes,
         batches: &[(usize, BatchHeader)],
         leader_epoch: i32,
+        log_append_time_ms: Option<i64>,
     ) -> Result<AppendInfo, LogError> {
         let mut state = self.state.borrow_mut();
         if let Some(failure) = &state.failure {
@@ -234,14 +236,16 @@ impl PartitionLog {
         for &(position, header) in batches {
             let end = position + header.total_bytes();
             assign_offsets(&mut owned[position..end], next, leader_epoch);
+            if let Some(now_ms) = log_append_time_ms {
+                stamp_log_append_time(&mut owned[position..end], now_ms);
+            }
             next += i64::from(header.last_offset_delta) + 1;
         }
         let owned = Bytes::from(owned);
-        let mut next = base_offset;
         for &(position, header) in batches {
             let bytes = owned.slice(position..position + header.total_bytes());
-            let header = BatchHeader { base_offset: next, ..header };
-            next = header.next_offset();
+            // The header as stamped: its offsets, and its timestamps on a LogAppendTime topic.
+            let header = BatchHeader::parse(&bytes).unwrap_or(header);
             state.producers.record(&header);
             state.pending.push(PendingBatch { header, bytes });
         }

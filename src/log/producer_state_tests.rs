@@ -17,7 +17,7 @@ fn producer_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: usize
 
 async fn produce(log: &PartitionLog, records: bytes::Bytes) -> Result<AppendInfo, LogError> {
     let batches = split_batches(&records).unwrap();
-    let info = log.append_as_leader(records, &batches, 0)?;
+    let info = log.append_as_leader(records, &batches, 0, None)?;
     log.wait_committed(info.last_offset).await?;
     Ok(info)
 }

@@ -46,7 +46,7 @@ pub(super) fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'sta
 pub(super) async fn append(log: &PartitionLog, count: usize, timestamp: i64) -> Result<AppendInfo, LogError> {
     let records = encoded_batch(count, timestamp).freeze();
     let batches = split_batches(&records).unwrap();
-    let info = log.append_as_leader(records, &batches, 0)?;
+    let info = log.append_as_leader(records, &batches, 0, None)?;
     log.wait_committed(info.last_offset).await?;
     Ok(info)
 }

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use strand_config::{BrokerConfig, TimestampType, TopicConfig};
 use uuid::Uuid;
 
 use super::PartitionError;
 use crate::log::{AppendInfo, CompactionStats, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits};
-use crate::protocol::record_batch::{check_client_batch, split_batches, stamp_log_append_time, BatchHeader};
+use crate::protocol::record_batch::{check_client_batch, split_batches, BatchHeader};
 use crate::protocol::record_validator::{validate_records, RecordRules};
 
 /// Single-node strand has one leader epoch; replication brings epochs that move.
@@ -79,8 +79,8 @@ impl Partition {
         if let Some((_, big)) = batches.iter().find(|(_, h)| h.total_bytes() > max as usize) {
             return Err(PartitionError::MessageTooLarge { size: big.total_bytes(), max });
         }
-        let records = validate_produced(records, &batches, &config, wall_clock_ms())?;
-        let info = self.log.append_as_leader(records, &batches, LEADER_EPOCH)?;
+        let log_append_time = validate_produced(&records, &batches, &config, wall_clock_ms())?;
+        let info = self.log.append_as_leader(records, &batches, LEADER_EPOCH, log_append_time)?;
         if acks != 0 {
             self.log.wait_committed(info.last_offset).await?;
         }
@@ -156,13 +156,13 @@ fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
 
 /// Kafka's LogValidator on a produced record set, before anything is written: each batch's
 /// client rules and every record (framing, offset deltas, keys of a compacted topic, CreateTime
-/// timestamps). A LogAppendTime topic gets its batches stamped with `now_ms`, in a copy.
+/// timestamps). Returns the time a LogAppendTime topic's batches are stamped with on append.
 fn validate_produced(
-    records: Bytes,
+    records: &Bytes,
     batches: &[(usize, BatchHeader)],
     config: &TopicConfig,
     now_ms: i64,
-) -> Result<Bytes, PartitionError> {
+) -> Result<Option<i64>, PartitionError> {
     let log_append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
     let window = RecordRules::create_time_window(now_ms, config.timestamp_before_max_ms(), config.timestamp_after_max_ms());
     let rules = RecordRules {
@@ -173,14 +173,7 @@ fn validate_produced(
         check_client_batch(header)?;
         validate_records(&records.slice(*at..at + header.total_bytes()), header, &rules)?;
     }
-    if !log_append_time {
-        return Ok(records);
-    }
-    let mut stamped = BytesMut::from(&records[..]);
-    for (at, header) in batches {
-        stamp_log_append_time(&mut stamped[*at..at + header.total_bytes()], now_ms);
-    }
-    Ok(stamped.freeze())
+    Ok(log_append_time.then_some(now_ms))
 }
 
 /// The broker's clock in ms since the epoch, which CreateTime windows and LogAppendTime use.

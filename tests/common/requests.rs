@@ -1,5 +1,5 @@
 //! Requests the integration tests send often: create a topic, produce one record set, fetch one
-//! partition.
+//! partition, list an offset.
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -62,4 +62,16 @@ pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32)
 pub fn fetch(client: &mut Client, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> fetch_response::PartitionData {
     let response: FetchResponse = client.call(ApiKey::Fetch, FETCH_V, &fetch_request(topic, partition, offset, max_wait_ms));
     response.responses[0].partitions[0].clone()
+}
+
+/// ListOffsets (v6) for one partition at `timestamp` (-2 earliest, -1 latest): its error code,
+/// offset and timestamp.
+pub fn list_offset(client: &mut Client, topic: &str, partition: i32, timestamp: i64) -> (i16, i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+        .with_name(topic_name(topic))
+        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp)])]);
+    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 6, &request);
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
 }
