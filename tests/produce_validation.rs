@@ -150,3 +150,19 @@ fn a_compacted_topic_refuses_keyless_records_in_compressed_batches_too() {
     assert_eq!(produce(&mut client, "keyed", 0, keyless_zstd).0, INVALID_RECORD);
     assert_eq!(produce(&mut client, "keyed", 0, compressed_batch(&["v"], now_ms(), Compression::Zstd)), (0, 0));
 }
+
+#[test]
+fn a_compression_bomb_is_refused_with_message_too_large_and_the_partition_stays_writable() {
+    const MESSAGE_TOO_LARGE: i16 = 10;
+    let broker = Broker::start_with_config(1, Some("message.decompressed.max.bytes = 1048576\n"));
+    let mut client = broker.connect();
+    create_topic(&mut client, "bombs", 1, &[]);
+    let zeros = Bytes::from(vec![0u8; 8 << 20]);
+    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        let bomb = encode_batch([(None, Some(zeros.clone()), now_ms())], BatchProducer::NONE, codec).unwrap().freeze();
+        assert!(bomb.len() < 1 << 20, "{codec:?}: the bomb itself is within message.max.bytes");
+        assert_eq!(produce(&mut client, "bombs", 0, bomb).0, MESSAGE_TOO_LARGE, "{codec:?}");
+    }
+    assert_eq!(produce(&mut client, "bombs", 0, compressed_batch(&["fine"], now_ms(), Compression::Zstd)), (0, 0));
+    assert_eq!(records(fetch(&mut client, "bombs", 0, 0, 0).records.unwrap()), vec![(0, "fine".to_owned())]);
+}

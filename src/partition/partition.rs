@@ -34,6 +34,8 @@ pub struct Partition {
     pub topic_id: Uuid,
     /// Swapped by [`Partition::set_config`] when the topic's configs change.
     config: Cell<TopicConfig>,
+    /// message.decompressed.max.bytes, the broker's bound on a compressed batch's records.
+    decompressed_max_bytes: usize,
     pub log: Rc<PartitionLog>,
 }
 
@@ -48,7 +50,8 @@ impl Partition {
         shared: &LogShared,
     ) -> Result<Self, LogError> {
         let log = PartitionLog::open(dir, log_config(&config, broker), shared).await?;
-        Ok(Self { topic: topic.to_owned(), index, topic_id, config: Cell::new(config), log })
+        let decompressed_max_bytes = broker.message_decompressed_max_bytes;
+        Ok(Self { topic: topic.to_owned(), index, topic_id, config: Cell::new(config), decompressed_max_bytes, log })
     }
 
     /// The topic's current config.
@@ -79,7 +82,7 @@ impl Partition {
         if let Some((_, big)) = batches.iter().find(|(_, h)| h.total_bytes() > max as usize) {
             return Err(PartitionError::MessageTooLarge { size: big.total_bytes(), max });
         }
-        let log_append_time = validate_produced(&records, &batches, &config, wall_clock_ms())?;
+        let log_append_time = validate_produced(&records, &batches, &config, self.decompressed_max_bytes, wall_clock_ms())?;
         let info = self.log.append_as_leader(records, &batches, LEADER_EPOCH, log_append_time)?;
         if acks != 0 {
             self.log.wait_committed(info.last_offset).await?;
@@ -161,6 +164,7 @@ fn validate_produced(
     records: &Bytes,
     batches: &[(usize, BatchHeader)],
     config: &TopicConfig,
+    decompressed_max_bytes: usize,
     now_ms: i64,
 ) -> Result<Option<i64>, PartitionError> {
     let log_append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
@@ -168,6 +172,7 @@ fn validate_produced(
     let rules = RecordRules {
         create_time_window: (!log_append_time).then_some(window),
         require_keys: config.cleanup_policy.compact,
+        decompressed_max_bytes,
     };
     for (at, header) in batches {
         check_client_batch(header)?;

@@ -42,10 +42,13 @@ fn batch_error_code(error: &BatchError) -> ResponseError {
 /// (DefaultRecord.readFrom's "invalid record structure", a compacted topic's missing key).
 /// Kafka itself answers UNKNOWN_SERVER_ERROR when a compressed batch fails to decompress (a
 /// KafkaException escapes the validator); strand answers INVALID_RECORD, as for any other
-/// record a producer built wrong, so clients do not retry it.
+/// record a producer built wrong, so clients do not retry it. Records that decompress past
+/// message.decompressed.max.bytes get MESSAGE_TOO_LARGE, on which the Java producer splits the
+/// batch and retries.
 fn record_error_code(error: &RecordError) -> ResponseError {
     match error {
         RecordError::Timestamp { .. } | RecordError::LogAppendTimeFromProducer => ResponseError::InvalidTimestamp,
+        RecordError::DecompressedTooLarge { .. } => ResponseError::MessageTooLarge,
         RecordError::Malformed { .. }
         | RecordError::OffsetDelta { .. }
         | RecordError::MissingKey { .. }

@@ -2,6 +2,7 @@
 //! response encoding (codecs are the kafka-protocol crate's), Kafka error codes, the record
 //! batch v2 header and the validation of produced records.
 
+mod decompress;
 pub mod error_code;
 pub mod record_batch;
 pub mod record_validator;

@@ -10,11 +10,11 @@
 //! `length` counts the bytes after itself; a length of -1 is a null key or value.
 //!
 //! An uncompressed batch is walked in place without allocating. A compressed batch is
-//! decompressed with the kafka-protocol crate's codecs and then walked the same way.
+//! decompressed, at most `decompressed_max_bytes` of it, and then walked the same way.
 
 use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
 
+use super::decompress::{decompress, DecompressError};
 use super::record_batch::{BatchHeader, BATCH_HEADER_BYTES};
 
 /// Kafka's RecordBatch.NO_TIMESTAMP: a record without a timestamp, never out of range.
@@ -29,6 +29,8 @@ pub struct RecordRules {
     pub create_time_window: Option<(i64, i64)>,
     /// A compacted topic keeps the newest record per key, so every record needs one.
     pub require_keys: bool,
+    /// The most a compressed batch's records may decompress to (message.decompressed.max.bytes).
+    pub decompressed_max_bytes: usize,
 }
 
 impl RecordRules {
@@ -56,6 +58,18 @@ pub enum RecordError {
     UnknownCompression(i16),
     #[error("compressed records could not be read: {0}")]
     Decompress(String),
+    #[error("records decompress to more than {limit} bytes (message.decompressed.max.bytes)")]
+    DecompressedTooLarge { limit: usize },
+}
+
+impl From<DecompressError> for RecordError {
+    fn from(e: DecompressError) -> Self {
+        match e {
+            DecompressError::UnknownCodec(codec) => Self::UnknownCompression(codec),
+            DecompressError::TooLarge { limit } => Self::DecompressedTooLarge { limit },
+            DecompressError::Corrupt(reason) => Self::Decompress(reason),
+        }
+    }
 }
 
 /// Checks every record of `batch`, one whole batch whose header [`verify_batch`] has accepted.
@@ -63,16 +77,11 @@ pub enum RecordError {
 /// [`verify_batch`]: super::record_batch::verify_batch
 pub fn validate_records(batch: &Bytes, header: &BatchHeader, rules: &RecordRules) -> Result<(), RecordError> {
     let walk = RecordWalk { header, rules };
-    let mut records = batch.slice(BATCH_HEADER_BYTES..);
-    let decoded = match header.compression() {
-        0 => return walk.run(&records),
-        1 => Gzip::decompress(&mut records, |plain: &mut Bytes| Ok(walk.run(plain))),
-        2 => Snappy::decompress(&mut records, |plain: &mut Bytes| Ok(walk.run(plain))),
-        3 => Lz4::decompress(&mut records, |plain: &mut Bytes| Ok(walk.run(plain))),
-        4 => Zstd::decompress(&mut records, |plain: &mut Bytes| Ok(walk.run(plain))),
-        other => return Err(RecordError::UnknownCompression(other)),
-    };
-    decoded.map_err(|e| RecordError::Decompress(format!("{e:#}")))?
+    let records = &batch[BATCH_HEADER_BYTES..];
+    match header.compression() {
+        0 => walk.run(records),
+        codec => walk.run(&decompress(codec, records, rules.decompressed_max_bytes)?),
+    }
 }
 
 /// One pass over the records of a batch.

@@ -12,7 +12,11 @@ const NOW: i64 = 1_700_000_000_000;
 type Compress = fn(&mut BytesMut, &[u8]);
 
 fn rules() -> RecordRules {
-    RecordRules { create_time_window: Some(RecordRules::create_time_window(NOW, 60_000, 60_000)), require_keys: false }
+    RecordRules {
+        create_time_window: Some(RecordRules::create_time_window(NOW, 60_000, 60_000)),
+        require_keys: false,
+        decompressed_max_bytes: 1 << 20,
+    }
 }
 
 fn check(batch: &Bytes, rules: &RecordRules) -> Result<(), RecordError> {
