@@ -54,6 +54,23 @@ pub enum RequestBody {
     Kind(Box<RequestKind>),
 }
 
+impl Request {
+    /// The response bytes a connection holds room for while this request runs: a Fetch's
+    /// max_bytes (or its partitions' sum, when smaller); other responses are small.
+    pub fn response_bytes_reserved(&self) -> usize {
+        match &self.body {
+            RequestBody::Kind(kind) => match kind.as_ref() {
+                RequestKind::Fetch(fetch) => {
+                    let partitions: i64 = fetch.topics.iter().flat_map(|t| &t.partitions).map(|p| i64::from(p.partition_max_bytes.max(0))).sum();
+                    usize::try_from(partitions.min(i64::from(fetch.max_bytes))).unwrap_or(0)
+                }
+                _ => 0,
+            },
+            RequestBody::ApiVersions => 0,
+        }
+    }
+}
+
 /// Decodes a frame (the bytes after the size prefix). An unknown api key, a version strand does
 /// not serve, or a body that does not decode is an error: Kafka closes such a connection.
 pub fn decode_request(mut frame: Bytes) -> Result<Request, RequestError> {

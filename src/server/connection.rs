@@ -91,12 +91,13 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
                 Ok(request) => request,
                 Err(e) => return refuse(peer, &e),
             };
-            state.request_read();
+            let reserved = request.response_bytes_reserved();
+            state.request_read(reserved);
             let handled = dispatch(Rc::clone(shard), request, Rc::clone(&client_host));
             let state_of_task = Rc::clone(state);
             let task = spawn_local(async move {
                 let result = handled.await;
-                state_of_task.request_processed(result.as_ref().map_or(0, |r| r.as_ref().map_or(0, Bytes::len)));
+                state_of_task.request_processed(reserved, result.as_ref().map_or(0, |r| r.as_ref().map_or(0, Bytes::len)));
                 result
             });
             if queue.send_async(task).await.is_err() {

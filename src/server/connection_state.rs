@@ -16,12 +16,13 @@ pub struct ConnectionState {
     /// Requests dispatched whose handler has not returned. While one runs (a JoinGroup waiting
     /// for its rebalance, a Fetch waiting for data), the connection is not idle.
     processing: Cell<usize>,
-    /// Bytes of responses encoded and not yet written.
+    /// Bytes of responses encoded and not yet written, and room held for the responses of
+    /// requests being processed (a Fetch's max_bytes).
     response_bytes_buffered: Cell<usize>,
     /// Notified when `closed` is set.
     closing: Event,
-    /// Notified when a response was written (`response_bytes_buffered` fell).
-    written: Event,
+    /// Notified when `response_bytes_buffered` fell.
+    drained: Event,
 }
 
 impl ConnectionState {
@@ -32,7 +33,7 @@ impl ConnectionState {
             processing: Cell::new(0),
             response_bytes_buffered: Cell::new(0),
             closing: Event::new(),
-            written: Event::new(),
+            drained: Event::new(),
         }
     }
 
@@ -47,29 +48,36 @@ impl ConnectionState {
         wait_until(&self.closing, || self.closed.get()).await;
     }
 
-    pub fn request_read(&self) {
+    /// A request was read; room for `reserved` bytes of its response is held until it is
+    /// processed.
+    pub fn request_read(&self, reserved: usize) {
         self.last_activity.set(Instant::now());
         self.processing.set(self.processing.get() + 1);
+        self.response_bytes_buffered.set(self.response_bytes_buffered.get() + reserved);
     }
 
-    /// A handler returned; `response_bytes` wait for the writer.
-    pub fn request_processed(&self, response_bytes: usize) {
+    /// A handler returned; `response_bytes` wait for the writer in place of the `reserved`.
+    pub fn request_processed(&self, reserved: usize, response_bytes: usize) {
         self.last_activity.set(Instant::now());
         self.processing.set(self.processing.get() - 1);
-        self.response_bytes_buffered.set(self.response_bytes_buffered.get() + response_bytes);
+        self.response_bytes_buffered.set(self.response_bytes_buffered.get() - reserved + response_bytes);
+        if response_bytes < reserved {
+            self.drained.notify(usize::MAX);
+        }
     }
 
     pub fn response_written(&self, response_bytes: usize) {
         self.last_activity.set(Instant::now());
         self.response_bytes_buffered.set(self.response_bytes_buffered.get() - response_bytes);
-        self.written.notify(usize::MAX);
+        self.drained.notify(usize::MAX);
     }
 
-    /// Waits until fewer than `max` response bytes are buffered. The reader waits here before
-    /// reading the next request, so a client that never reads its responses stops being read:
-    /// what one connection holds is `max` plus the responses of the requests in flight.
+    /// Waits until fewer than `max` response bytes are buffered or reserved. The reader waits
+    /// here before reading the next request, so a client that never reads its responses stops
+    /// being read: what one connection holds is `max` plus one Fetch's max_bytes, plus the
+    /// small responses of other requests in flight.
     pub async fn response_buffer_below(&self, max: usize) {
-        wait_until(&self.written, || self.response_bytes_buffered.get() < max).await;
+        wait_until(&self.drained, || self.response_bytes_buffered.get() < max).await;
     }
 
     /// Returns once no request is being processed and neither a request was read nor a
