@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use common::requests::{self, text};
+use common::requests::{self, text, topic_name};
 use common::{batch, Broker, Client};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
@@ -17,7 +17,6 @@ use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, D
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request as incremental;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -34,17 +33,14 @@ fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&s
     assert_eq!(response.topics[0].error_code, 0, "{response:?}");
 }
 
+/// Produces `values` with acks=all; returns the error code.
 fn produce(client: &mut Client, topic: &str, partition: i32, values: &[&str]) -> i16 {
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(text(topic)))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch(values, 0)))])]);
-    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
-    response.responses[0].partition_responses[0].error_code
+    requests::produce(client, topic, partition, batch(values, 0)).0
 }
 
 fn earliest_offset(client: &mut Client, topic: &str, partition: i32) -> i64 {
     let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(TopicName(text(topic)))
+        .with_name(topic_name(topic))
         .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(-2)])]);
     let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 6, &request);
     response.topics[0].partitions[0].offset
@@ -54,7 +50,7 @@ fn grow(client: &mut Client, version: i16, topic: &str, count: i32) -> (i16, Opt
     let request = CreatePartitionsRequest::default()
         .with_timeout_ms(10_000)
         .with_topics(vec![CreatePartitionsTopic::default()
-            .with_name(TopicName(text(topic)))
+            .with_name(topic_name(topic))
             .with_count(count)
             .with_assignments(None)]);
     let response: CreatePartitionsResponse = client.call(ApiKey::CreatePartitions, version, &request);
@@ -84,7 +80,7 @@ fn describe_configs(client: &mut Client, version: i16, resource_type: i8, name: 
 
 fn delete_records(client: &mut Client, version: i16, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
     let request = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![DeleteRecordsTopic::default()
-        .with_name(TopicName(text(topic)))
+        .with_name(topic_name(topic))
         .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(partition).with_offset(offset)])]);
     let response: DeleteRecordsResponse = client.call(ApiKey::DeleteRecords, version, &request);
     let p = &response.topics[0].partitions[0];

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::requests::{create_topic, fetch, produce};
-use common::hostile::{hostile_frame, request_frame, Expect, HostileFrame};
+use common::hostile::{framed, hostile_frame, request_frame, Expect, HostileFrame};
 use common::{batch, records, Broker};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use proptest::strategy::{Strategy, ValueTree};
@@ -146,8 +146,7 @@ fn run_connection(port: u16, batch: &[HostileFrame], figures: &Figures) -> Outco
     let ends_unframed = batch.last().is_some_and(|f| f.last);
     if !ends_unframed {
         let probe = request_frame(ApiKey::ApiVersions, 3, PROBE_CORRELATION_ID, &ApiVersionsRequest::default());
-        wire.extend_from_slice(&i32::try_from(probe.len()).unwrap().to_be_bytes());
-        wire.extend_from_slice(&probe);
+        wire.extend_from_slice(&framed("probe", &probe, Expect::AnswerOrClose).wire);
     }
     // The broker may close before it has read everything: a failed write is that close.
     if stream.write_all(&wire).is_err() {

@@ -3,7 +3,7 @@
 //! broken or malicious client sends them. The property tests feed these to the decoder; the
 //! socket test sends them to the real binary.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -14,24 +14,21 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 pub use super::request_frame;
+use super::requests::{size_prefixed, topic_name};
 
 /// The topic hostile requests name; the well-behaved client uses another.
 pub const HOSTILE_TOPIC: &str = "hostile";
-
-fn topic(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_owned()))
-}
 
 /// Well-formed Produce, Fetch, JoinGroup and Metadata frames, at old and new versions.
 pub fn valid_requests() -> Vec<(ApiKey, Vec<u8>)> {
     let records = super::batch(&["a", "bb", "ccc"], 1_700_000_000_000);
     let produce = ProduceRequest::default().with_acks(1).with_timeout_ms(1000).with_topic_data(vec![
-        TopicProduceData::default().with_name(topic(HOSTILE_TOPIC)).with_partition_data(vec![
+        TopicProduceData::default().with_name(topic_name(HOSTILE_TOPIC)).with_partition_data(vec![
             PartitionProduceData::default().with_index(0).with_records(Some(records)),
         ]),
     ]);
     let fetch_topic = |version: i16| {
-        let named = FetchTopic::default().with_topic(topic(HOSTILE_TOPIC));
+        let named = FetchTopic::default().with_topic(topic_name(HOSTILE_TOPIC));
         let named = if version >= 13 { named.with_topic_id(uuid::Uuid::nil()) } else { named };
         named.with_partitions(vec![FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 16)])
     };
@@ -48,7 +45,7 @@ pub fn valid_requests() -> Vec<(ApiKey, Vec<u8>)> {
             .with_name(StrBytes::from_static_str("range"))
             .with_metadata(Bytes::from_static(b"\0\0\0\0\0\x01\0\x07hostile\0\0\0\0"))]);
     let metadata = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic(HOSTILE_TOPIC)))]));
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(HOSTILE_TOPIC)))]));
     vec![
         (ApiKey::Produce, request_frame(ApiKey::Produce, 3, 1, &produce)),
         (ApiKey::Produce, request_frame(ApiKey::Produce, 9, 2, &produce)),
@@ -85,19 +82,19 @@ impl Mutation {
                 let at = at.index(frame.len());
                 frame.splice(at..at, bytes.iter().copied());
             }
-            Self::Overwrite(at, bytes) => {
-                let at = at.index(frame.len());
-                let end = (at + bytes.len()).min(frame.len());
-                frame[at..end].copy_from_slice(&bytes[..end - at]);
-            }
+            Self::Overwrite(at, bytes) => overwrite(frame, at.index(len), bytes),
             Self::PlantLength(at, n, varint) => {
-                let at = at.index(frame.len());
                 let bytes = if *varint { unsigned_varint(*n as u32) } else { n.to_be_bytes().to_vec() };
-                let end = (at + bytes.len()).min(frame.len());
-                frame[at..end].copy_from_slice(&bytes[..end - at]);
+                overwrite(frame, at.index(len), &bytes);
             }
         }
     }
+}
+
+/// Writes `bytes` over `frame` from `at`, clipped at the frame's end.
+fn overwrite(frame: &mut [u8], at: usize, bytes: &[u8]) {
+    let end = (at + bytes.len()).min(frame.len());
+    frame[at..end].copy_from_slice(&bytes[..end - at]);
 }
 
 fn unsigned_varint(mut n: u32) -> Vec<u8> {
@@ -148,7 +145,7 @@ pub fn garbage_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// `frame` claiming `version` instead (the header's layout is the same at every version given).
-fn with_version(mut frame: Vec<u8>, version: i16) -> Vec<u8> {
+pub fn with_version(mut frame: Vec<u8>, version: i16) -> Vec<u8> {
     frame[2..4].copy_from_slice(&version.to_be_bytes());
     frame
 }
@@ -174,11 +171,9 @@ pub struct HostileFrame {
     pub last: bool,
 }
 
-fn framed(kind: &'static str, body: &[u8], expect: Expect) -> HostileFrame {
-    let mut wire = BytesMut::with_capacity(body.len() + 4);
-    wire.put_i32(i32::try_from(body.len()).unwrap());
-    wire.put_slice(body);
-    HostileFrame { kind, wire: wire.to_vec(), expect, last: false }
+/// `body` with its size prefix, as a whole frame.
+pub fn framed(kind: &'static str, body: &[u8], expect: Expect) -> HostileFrame {
+    HostileFrame { kind, wire: size_prefixed(body), expect, last: false }
 }
 
 fn prefix_only(kind: &'static str, size: i32) -> HostileFrame {

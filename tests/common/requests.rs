@@ -1,7 +1,7 @@
 //! Requests the integration tests send often: create a topic, produce one record set, fetch one
 //! partition, list an offset.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -19,6 +19,15 @@ pub fn text(s: &str) -> StrBytes {
 
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(text(name))
+}
+
+/// A request frame body (see [`super::request_frame`]) as it goes on the wire: with its size
+/// prefix.
+pub fn size_prefixed(body: &[u8]) -> Vec<u8> {
+    let mut wire = BytesMut::with_capacity(4 + body.len());
+    wire.put_i32(i32::try_from(body.len()).unwrap());
+    wire.put_slice(body);
+    wire.to_vec()
 }
 
 /// CreateTopics v7 for one topic with `configs` as its overrides.
