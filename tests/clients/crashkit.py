@@ -1,6 +1,7 @@
-"""Helpers for the crash and fault tests (test_crash.py).
+"""Helpers for the crash and fault tests (test_crash.py, test_faults.py).
 
-- ``ConfiguredBroker``: the conftest ``Broker`` started with ``--config FILE``.
+- ``ConfiguredBroker``: the conftest ``Broker`` started with ``--config FILE``; ``own_broker``
+  starts one for a test and stops it when the test's block ends, however it ends.
 - ``Ledger`` and ``LoadSession``: a background confluent-kafka producer (acks=all, no
   idempotence, no retries, so every message is sent at most once) that produces unique
   numbered messages at a paced rate and records every delivery report that said success.
@@ -18,12 +19,14 @@ import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from conftest import Broker, consumer_conf, producer_conf
+from conftest import Broker, BrokerError, consumer_conf, producer_conf
 
 # ---------------------------------------------------------------------------
 # broker with a config file
@@ -86,6 +89,34 @@ def kill_during_startup(broker: Broker, delay_s: float) -> bool:
             proc.kill()
             proc.wait(timeout=10)
     return "strand is serving" in log_of_start(broker)
+
+
+@contextmanager
+def own_broker(binary: Path, data_dir: Path, log_path: Path, config: str, request=None,
+               shards: int = 2) -> Iterator[ConfiguredBroker]:
+    """A broker of the test's own: a ``ConfiguredBroker`` of ``binary`` with ``config``, started
+    and ready ("strand is serving") when the block begins, stopped when it ends, however it
+    ends, so a failed check never leaves it running (holding its port, its data directory, a
+    mount under it). ``request``: the test's, so the failure report attaches this broker's log.
+
+    The block may stop, kill and restart the broker. When the block ends normally the broker
+    must stop cleanly (SIGTERM, exit code 0; already stopped is fine): a crash or a hang there
+    fails the test. When it ends with an exception the broker is stopped (killed if it hangs)
+    and that exception is the one reported."""
+    b = ConfiguredBroker(binary, data_dir, log_path, config, shards=shards)
+    if request is not None:
+        request.node._strand_broker = b
+    try:
+        b.start()
+        wait_ready(b)
+        yield b
+    except BaseException:
+        try:
+            b.stop(check=False)
+        except BrokerError:
+            pass  # it hung on SIGTERM and was killed: the failure in flight is the one to report
+        raise
+    b.stop(check=True)
 
 
 def startup_errors(log: str) -> list[str]:

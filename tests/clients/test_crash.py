@@ -30,6 +30,7 @@ import re
 import signal
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ from conftest import (
     wait_for_topic,
     wait_until,
 )
+import crashkit
 from crashkit import (
     ConfiguredBroker,
     Ledger,
@@ -211,22 +213,18 @@ log.index.interval.bytes = 1024
 
 @pytest.fixture
 def own_broker(strand_bin, tmp_path, request):
-    """Starts a broker of the test's own with a config file: ``own_broker(config_text)``."""
-    started = []
+    """Starts a broker of the test's own with a config file: ``own_broker(config_text)``. The
+    fixture's teardown stops it (``crashkit.own_broker``), cleanly or the test errors."""
+    with ExitStack() as stack:
+        started = []
 
-    def start(config: str) -> ConfiguredBroker:
-        assert not started, "one own broker per test"
-        b = ConfiguredBroker(strand_bin, tmp_path / "data", tmp_path / "broker.log", config)
-        request.node._strand_broker = b  # the failure report attaches this broker's log
-        started.append(b)
-        b.start()
-        wait_ready(b)
-        return b
+        def start(config: str) -> ConfiguredBroker:
+            assert not started, "one own broker per test"
+            started.append(config)
+            return stack.enter_context(crashkit.own_broker(strand_bin, tmp_path / "data", tmp_path / "broker.log",
+                                                           config, request=request))
 
-    yield start
-    for b in started:
-        if b.is_running():
-            b.stop(check=True)
+        yield start
 
 
 @pytest.mark.timeout(120)

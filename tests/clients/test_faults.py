@@ -2,7 +2,8 @@
 
 1. Disk full: the data directory lives on a size-limited tmpfs the test mounts (needs root).
    Produce gets KAFKA_STORAGE_ERROR, the broker stays up and serves reads, and accepts writes
-   again once space is freed; nothing acknowledged is lost.
+   again once space is freed; the log holds exactly what was acknowledged (plus the one batch
+   in flight when the disk filled), also read from disk after a clean restart.
 2. EIO on write, on fdatasync and on read, injected into a broker built with the io crate's
    fault seam (``cargo build --features fault-injection``, kept as target/release/strand-faults,
    or STRAND_FAULTS_BIN) through the STRAND_FAULTS environment variable. A failed write or
@@ -34,7 +35,7 @@ from conftest import (
     unique_topic,
     wait_until,
 )
-from crashkit import ConfiguredBroker, wait_ready
+from crashkit import own_broker, wait_ready
 
 ERR_KAFKA_STORAGE_ERROR = 56
 EIO = 5
@@ -60,11 +61,11 @@ def run_config(extra: str = "") -> str:
     return (Path(base).read_text() if base else "") + "\n" + extra
 
 
-def start(broker: Broker, request) -> Broker:
-    request.node._strand_broker = broker  # the failure report attaches this broker's log
+def restart(broker: Broker) -> None:
+    """A clean stop (SIGTERM, exit code 0), then a start; returns once the broker serves."""
+    broker.stop(check=True)
     broker.start()
     wait_ready(broker)
-    return broker
 
 
 def produce_one(raw: RawKafka, topic: str, value: bytes) -> tuple[int, int]:
@@ -134,61 +135,96 @@ def fill(path: Path) -> int:
 @pytest.mark.timeout(120)
 def test_disk_full_refuses_produce_keeps_reads_and_recovers_when_space_is_freed(strand_bin, small_fs, tmp_path,
                                                                                 request, capsys):
-    broker = start(ConfiguredBroker(strand_bin, small_fs / "data", tmp_path / "broker.log", run_config(),
-                                    shards=1), request)
-    full, other = unique_topic("full"), unique_topic("other")
-    create_topic(broker.bootstrap, full, 1)
-    create_topic(broker.bootstrap, other, 1)
-    with RawKafka(broker.bootstrap) as raw:
-        acked = []
-        for i in range(20):
-            value = b"before-%d" % i
-            code, _ = produce_one(raw, full, value)
-            assert code == 0
-            acked.append(value)
-        assert produce_one(raw, other, b"other-0")[0] == 0
-
-        filler = small_fs / "filler"
-        filled = fill(filler)
-        # The active segment keeps the space it reserved ahead (log.segment.preallocate.bytes):
-        # produce succeeds until that is used up, then the disk is full for it too.
-        code, big = 0, 0
-        while code == 0:
-            assert big < (SMALL_FS_MB << 20) // BIG_BATCH_BYTES, "the disk never filled up"
-            value = b"big-%06d|" % big + b"x" * (BIG_BATCH_BYTES - 11)
-            code, _ = produce_one(raw, full, value)
-            if code == 0:
+    with own_broker(strand_bin, small_fs / "data", tmp_path / "broker.log", run_config(), request=request,
+                    shards=1) as broker:
+        full, other = unique_topic("full"), unique_topic("other")
+        create_topic(broker.bootstrap, full, 1)
+        create_topic(broker.bootstrap, other, 1)
+        with RawKafka(broker.bootstrap) as raw:
+            acked = []
+            for i in range(20):
+                value = b"before-%d" % i
+                code, _ = produce_one(raw, full, value)
+                assert code == 0
                 acked.append(value)
-                big += 1
-        assert code == ERR_KAFKA_STORAGE_ERROR, code
-        refused = [produce_one(raw, full, b"refused-%d" % i)[0] for i in range(5)]
-        assert refused == [ERR_KAFKA_STORAGE_ERROR] * 5, refused
-        # reads go on while the disk is full
-        assert fetch_values(raw, full) == (0, acked)
-        assert fetch_values(raw, other) == (0, [b"other-0"])
-        assert broker.is_running()
+            assert produce_one(raw, other, b"other-0")[0] == 0
 
-        filler.unlink()
-        wait_until(lambda: produce_one(raw, full, b"after-0")[0] == 0, 20, interval=0.2,
-                   what="produce accepted again after space was freed")
-        for i in range(1, 20):
-            value = b"after-%d" % i
-            code, _ = produce_one(raw, full, value)
-            assert code == 0
-            acked.append(value)
-        code, values = fetch_values(raw, full)
-    assert code == 0
-    # Batches answered KAFKA_STORAGE_ERROR may still be written once space returns (a client
-    # retries them, as after any storage error); every acknowledged one is there, in order.
-    assert [v for v in values if v in set(acked)] == acked, values
-    assert all(v in set(acked) or v.startswith((b"big-", b"refused-", b"after-0")) for v in values), values
-    assert_no_panic(broker)
-    log = broker.log_text()
-    assert "out of disk space" in log and "disk space available again" in log
-    broker.stop(check=True)
+            filler = small_fs / "filler"
+            filled = fill(filler)
+            # The active segment keeps the space it reserved ahead (log.segment.preallocate.bytes):
+            # produce succeeds until that is used up, then the disk is full for it too.
+            code, big = 0, 0
+            while code == 0:
+                assert big < (SMALL_FS_MB << 20) // BIG_BATCH_BYTES, "the disk never filled up"
+                value = b"big-%06d|" % big + b"x" * (BIG_BATCH_BYTES - 11)
+                code, _ = produce_one(raw, full, value)
+                if code == 0:
+                    acked.append(value)
+                    big += 1
+            assert code == ERR_KAFKA_STORAGE_ERROR, code
+            in_flight, acked_while_room = value, len(acked)
+            refused = [produce_one(raw, full, b"refused-%d" % i)[0] for i in range(5)]
+            assert refused == [ERR_KAFKA_STORAGE_ERROR] * 5, refused
+            # reads go on while the disk is full
+            assert fetch_values(raw, full) == (0, acked)
+            assert fetch_values(raw, other) == (0, [b"other-0"])
+            assert broker.is_running()
+
+            filler.unlink()
+            attempts = []
+
+            def after_0_accepted() -> bool:
+                attempts.append(produce_one(raw, full, b"after-0")[0])
+                return attempts[-1] == 0
+
+            wait_until(after_0_accepted, 20, interval=0.2, what="produce accepted again after space was freed")
+            assert set(attempts[:-1]) <= {ERR_KAFKA_STORAGE_ERROR}, attempts
+            acked.append(b"after-0")
+            for i in range(1, 20):
+                value = b"after-%d" % i
+                code, _ = produce_one(raw, full, value)
+                assert code == 0
+                acked.append(value)
+            code, values = fetch_values(raw, full)
+        assert code == 0
+        # Exactly the acknowledged values, in order, each once, plus one batch: the big one in
+        # flight when the disk filled. It had its offset when its write hit ENOSPC; its produce
+        # was answered KAFKA_STORAGE_ERROR, but the writer (src/log/log_writer.rs,
+        # requeue_unwritten / set_out_of_space) keeps it queued at the head and writes it once
+        # space returns, before anything appended later: the log has no gap at its offset, and
+        # an idempotent producer's retry would find it by sequence. Every produce while the
+        # partition is out of space (refused-*, the after-0 attempts before the writer wrote
+        # again) is refused before it gets an offset (PartitionLog::append_as_leader), so
+        # none of them can ever be stored.
+        expected = acked[:acked_while_room] + [in_flight] + acked[acked_while_room:]
+        assert values == expected, summarize(values, expected)
+        assert_no_panic(broker)
+        log = broker.log_text()
+        assert "out of disk space" in log and "disk space available again" in log
+
+        # The reads above may all have come from the tail cache: after a clean restart they
+        # come from the segment files.
+        restart(broker)
+        with RawKafka(broker.bootstrap) as raw:
+            code, from_disk = fetch_values(raw, full)
+            assert fetch_values(raw, other) == (0, [b"other-0"])
+        assert code == 0
+        assert from_disk == expected, summarize(from_disk, expected)
+        assert_no_panic(broker)
     with capsys.disabled():  # the figures reach the terminal even without -s
         print(f"\n    disk full: filler {filled >> 10} KiB, then {big} x 64 KiB acknowledged into the reserved space; "
-              f"{len(acked)} acknowledged in all, {len(values)} read back, 6 produces refused with KAFKA_STORAGE_ERROR")
+              f"{len(acked)} acknowledged in all, {len(values)} read back (the one in flight at ENOSPC included), "
+              f"the same after a restart; refused with KAFKA_STORAGE_ERROR: the one in flight, 5 more, "
+              f"{len(attempts) - 1} after-0 attempts before space was seen again")
+
+
+def summarize(values: list[bytes], expected: list[bytes]) -> str:
+    """Where two value lists first differ (the values are up to 64 KiB: no full dump)."""
+    short = [v[:12] for v in values]
+    for i, (v, e) in enumerate(zip(values, expected)):
+        if v != e:
+            return f"at {i}: read {v[:12]!r}, expected {e[:12]!r}; read {len(values)}: {short}"
+    return f"read {len(values)} values, expected {len(expected)}: {short}"
 
 
 # ---------------------------------------------------------------------------
@@ -196,16 +232,17 @@ def test_disk_full_refuses_produce_keeps_reads_and_recovers_when_space_is_freed(
 # ---------------------------------------------------------------------------
 
 
-def faulty_broker(faults_bin, tmp_path, request, monkeypatch, spec: str, extra: str = "") -> Broker:
+def faulty_broker(faults_bin, tmp_path, request, monkeypatch, spec: str, extra: str = ""):
+    """``own_broker`` of the fault-injection build with STRAND_FAULTS=``spec``."""
     monkeypatch.setenv("STRAND_FAULTS", spec)
-    b = ConfiguredBroker(faults_bin, tmp_path / "data", tmp_path / "broker.log", run_config(extra))
-    return start(b, request)
+    return own_broker(faults_bin, tmp_path / "data", tmp_path / "broker.log", run_config(extra), request=request)
 
 
-def restart_without_faults(broker: Broker, monkeypatch, request) -> Broker:
+def restart_without_faults(broker: Broker, monkeypatch) -> None:
     broker.stop(check=True)
     monkeypatch.delenv("STRAND_FAULTS")
-    return start(broker, request)
+    broker.start()
+    wait_ready(broker)
 
 
 @pytest.mark.timeout(90)
@@ -214,43 +251,44 @@ def test_eio_on_write_or_fdatasync_takes_the_partition_offline_and_acks_nothing_
         faults_bin, tmp_path, request, monkeypatch, op):
     topic, other = unique_topic(f"eio{op}"), unique_topic("healthy")
     # The segment file's first 3 writes (or fdatasyncs) succeed; every later one fails.
-    broker = faulty_broker(faults_bin, tmp_path, request, monkeypatch, f"{op}:{topic}-0/{SEGMENT}:{EIO}:1000000:3")
-    create_topic(broker.bootstrap, topic, 1)
-    create_topic(broker.bootstrap, other, 1)
-    with RawKafka(broker.bootstrap) as raw:
-        codes = [produce_one(raw, topic, b"v-%d" % i)[0] for i in range(6)]
-        assert codes == [0, 0, 0] + [ERR_KAFKA_STORAGE_ERROR] * 3, codes
-        assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR, "an offline partition serves no reads"
-        # the other partition is unaffected
-        assert [produce_one(raw, other, b"o-%d" % i)[0] for i in range(3)] == [0, 0, 0]
-        assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
-    assert "going offline" in broker.log_text()
-    assert_no_panic(broker)
-    broker = restart_without_faults(broker, monkeypatch, request)
-    with RawKafka(broker.bootstrap) as raw:
-        code, values = fetch_values(raw, topic)
-        assert code == 0
-        # The fourth batch was never acknowledged; after a failed fdatasync it may still have
-        # reached the disk, after a failed write it cannot have.
-        assert values[:3] == [b"v-0", b"v-1", b"v-2"], values
-        possible = ([], [b"v-3"]) if op == "sync" else ([],)
-        assert values[3:] in possible, values
-        assert produce_one(raw, topic, b"v-after")[0] == 0, "the partition takes writes after the restart"
-    assert_no_panic(broker)
+    with faulty_broker(faults_bin, tmp_path, request, monkeypatch,
+                       f"{op}:{topic}-0/{SEGMENT}:{EIO}:1000000:3") as broker:
+        create_topic(broker.bootstrap, topic, 1)
+        create_topic(broker.bootstrap, other, 1)
+        with RawKafka(broker.bootstrap) as raw:
+            codes = [produce_one(raw, topic, b"v-%d" % i)[0] for i in range(6)]
+            assert codes == [0, 0, 0] + [ERR_KAFKA_STORAGE_ERROR] * 3, codes
+            assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR, "an offline partition serves no reads"
+            # the other partition is unaffected
+            assert [produce_one(raw, other, b"o-%d" % i)[0] for i in range(3)] == [0, 0, 0]
+            assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
+        assert "going offline" in broker.log_text()
+        assert_no_panic(broker)
+        restart_without_faults(broker, monkeypatch)
+        with RawKafka(broker.bootstrap) as raw:
+            code, values = fetch_values(raw, topic)
+            assert code == 0
+            # The fourth batch was never acknowledged; after a failed fdatasync it may still have
+            # reached the disk, after a failed write it cannot have.
+            assert values[:3] == [b"v-0", b"v-1", b"v-2"], values
+            possible = ([], [b"v-3"]) if op == "sync" else ([],)
+            assert values[3:] in possible, values
+            assert produce_one(raw, topic, b"v-after")[0] == 0, "the partition takes writes after the restart"
+        assert_no_panic(broker)
 
 
 @pytest.mark.timeout(90)
 def test_eio_on_read_fails_the_fetch_and_leaves_the_log_intact(faults_bin, tmp_path, request, monkeypatch):
     topic = unique_topic("eioread")
     # No tail cache: every fetch reads the segment file, and every read of it fails.
-    broker = faulty_broker(faults_bin, tmp_path, request, monkeypatch, f"read:{topic}-0/:{EIO}:1000000",
-                           extra="shard.tail.cache.bytes = 0\n")
-    create_topic(broker.bootstrap, topic, 1)
-    with RawKafka(broker.bootstrap) as raw:
-        assert [produce_one(raw, topic, b"r-%d" % i)[0] for i in range(3)] == [0, 0, 0]
-        assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR
-        assert produce_one(raw, topic, b"r-3")[0] == 0, "a failed read does not stop writes"
-    assert_no_panic(broker)
-    broker = restart_without_faults(broker, monkeypatch, request)
-    with RawKafka(broker.bootstrap) as raw:
-        assert fetch_values(raw, topic) == (0, [b"r-0", b"r-1", b"r-2", b"r-3"])
+    with faulty_broker(faults_bin, tmp_path, request, monkeypatch, f"read:{topic}-0/:{EIO}:1000000",
+                       extra="shard.tail.cache.bytes = 0\n") as broker:
+        create_topic(broker.bootstrap, topic, 1)
+        with RawKafka(broker.bootstrap) as raw:
+            assert [produce_one(raw, topic, b"r-%d" % i)[0] for i in range(3)] == [0, 0, 0]
+            assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR
+            assert produce_one(raw, topic, b"r-3")[0] == 0, "a failed read does not stop writes"
+        assert_no_panic(broker)
+        restart_without_faults(broker, monkeypatch)
+        with RawKafka(broker.bootstrap) as raw:
+            assert fetch_values(raw, topic) == (0, [b"r-0", b"r-1", b"r-2", b"r-3"])
