@@ -7,6 +7,7 @@
 //! stops it all.
 
 pub mod broker;
+pub mod clock;
 pub mod cluster;
 pub mod group;
 pub mod handlers;

@@ -7,9 +7,12 @@
 //! task queue, so writes, fsyncs and tailing fetches keep priority.
 //!
 //! Each disk read is `shard.catchup.read.chunk.bytes` (within the bytes its caller says are
-//! readable; more only when one batch is larger) and keeps what the fetch did not need in one
-//! of the shard's `READAHEAD_SLOTS`, so a consumer reading sequentially far behind is served
-//! its next fetch from memory. The slots bound readahead memory per shard, however many
+//! readable; more only when one batch is larger). A fetch takes at most one chunk per
+//! partition, so with the clients' default max.partition.fetch.bytes (1 MiB) each fetch reads
+//! its own chunk, from the index entry before its offset: the partial batch a chunk ends in is
+//! read again by the next fetch. A fetch asking for less than a chunk leaves the rest in one
+//! of the shard's `READAHEAD_SLOTS`, so a consumer fetching small amounts far behind is served
+//! its next fetches from memory. The slots bound readahead memory per shard, however many
 //! partitions there are.
 //!
 //! Reads are not larger because an fdatasync waits for the read in flight on this kind of

@@ -10,17 +10,17 @@
 //! missing indexes and removes a stray `.cleaned` file.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 use strand_io::{fs, AppendFile, FileReader};
 
 use super::batch_scan::{scan_batches, Scan};
+use crate::clock::wall_clock_ms;
 use super::recovery::mapped_indexes;
 use super::segment::{index_path, log_path, time_index_path};
 use super::{LogError, PartitionLog, Segment};
-use crate::protocol::record_batch::{BatchHeader, LOG_OVERHEAD_BYTES};
+use crate::protocol::record_batch::{reseal_crc, BatchHeader, LOG_OVERHEAD_BYTES};
 
 /// What a compaction pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl PartitionLog {
             })
             .await?;
         }
-        let now_ms = now_ms();
+        let now_ms = wall_clock_ms();
         let keep = |record: &Record| match &record.key {
             None => true,
             Some(key) if latest.get(key) != Some(&record.offset) => false,
@@ -189,16 +189,10 @@ fn encode_retained(mut records: Vec<Record>, compression: kafka_protocol::record
     RecordBatchEncoder::encode(&mut buf, records.iter(), &options).map_err(|e| e.to_string())?;
     if without_producer {
         const BASE_SEQUENCE: usize = 53;
-        const CRC: usize = 17;
-        const CRC_START: usize = 21;
         buf[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
-        let crc = crc32c::crc32c(&buf[CRC_START..]);
-        buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        reseal_crc(&mut buf);
     }
     debug_assert!(buf.len() > LOG_OVERHEAD_BYTES);
     Ok(buf.freeze())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}

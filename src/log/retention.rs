@@ -5,13 +5,13 @@
 //! the file keeps reading it (unlinked files stay readable while open). A log start inside a
 //! segment (DeleteRecords) is kept in the `log-start-offset` file so it survives a restart.
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use strand_io::fs;
 use tracing::info;
 
 use super::recovery::LOG_START_OFFSET_FILE;
+use crate::clock::wall_clock_ms;
 use super::segment::segment_paths;
 use super::{LogError, PartitionLog};
 
@@ -25,7 +25,7 @@ pub struct RetentionLimits {
 impl PartitionLog {
     /// Deletes the sealed segments past the limits. Returns how many were deleted.
     pub async fn apply_retention(&self, limits: RetentionLimits) -> Result<usize, LogError> {
-        let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())).unwrap_or(i64::MAX);
+        let now_ms = wall_clock_ms();
         let doomed = {
             let state = self.state.borrow();
             let mut total: i64 = state.segments.iter().map(|s| s.size as i64).sum();

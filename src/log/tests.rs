@@ -277,15 +277,9 @@ fn a_full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledge
         assert!(matches!(append(&log, 1, 0).await, Err(LogError::OutOfSpace(_))), "appends are refused while full");
         assert_eq!(log.read(0, 1000).await.unwrap().offsets.high_watermark, 2, "reads go on");
         // The writer retries the queued batch until a write succeeds; then appends resume.
-        let mut resumed = None;
-        for _ in 0..40 {
-            strand_shards::task::sleep(std::time::Duration::from_millis(100)).await;
-            if let Ok(info) = append(&log, 1, 0).await {
-                resumed = Some(info);
-                break;
-            }
-        }
-        assert_eq!(resumed.map(|i| i.last_offset), Some(4), "the queued batch (2..=3) was written first");
+        log.wait_for_data_after(2).await;
+        assert_eq!(log.offsets().high_watermark, 4, "the queued batch (2..=3) was written first");
+        assert_eq!(append(&log, 1, 0).await.unwrap().last_offset, 4);
         log.close().await;
     });
     let offsets = run(move || async move {
@@ -398,7 +392,9 @@ fn a_fetch_far_behind_takes_one_catch_up_read_and_a_larger_batch_whole() {
         append(&log, 3, 101).await.unwrap();
 
         // A fetch for 1 MiB from the start gets whole batches from one 4 KiB read.
+        let before = shared.catch_up.disk_reads();
         let first = log.read(0, 1 << 20).await.unwrap().records;
+        assert_eq!(shared.catch_up.disk_reads() - before, 1);
         assert!(!first.is_empty() && first.len() <= 4096, "{} bytes", first.len());
         assert_eq!(split_batches(&first).unwrap()[0].1.base_offset, 0);
 

@@ -3,13 +3,13 @@
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use strand_config::{BrokerConfig, TimestampType, TopicConfig};
 use uuid::Uuid;
 
 use super::PartitionError;
+use crate::clock::wall_clock_ms;
 use crate::log::{AppendInfo, CompactionStats, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits};
 use crate::protocol::record_batch::{check_client_batch, split_batches, BatchHeader};
 use crate::protocol::record_validator::{validate_records, RecordRules};
@@ -181,8 +181,3 @@ fn validate_produced(
     Ok(log_append_time.then_some(now_ms))
 }
 
-/// The broker's clock in ms since the epoch, which CreateTime windows and LogAppendTime use.
-fn wall_clock_ms() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}

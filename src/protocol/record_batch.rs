@@ -210,6 +210,11 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]);
     (&mut batch[ATTRIBUTES_OFFSET..]).put_i16(attributes | TIMESTAMP_TYPE_BIT);
     (&mut batch[MAX_TIMESTAMP_OFFSET..]).put_i64(now_ms);
+    reseal_crc(batch);
+}
+
+/// Recomputes the CRC of the batch at the start of `batch` after fields it covers changed.
+pub fn reseal_crc(batch: &mut [u8]) {
     let crc = crc32c::crc32c(&batch[CRC_START..]);
     (&mut batch[CRC_OFFSET..]).put_u32(crc);
 }

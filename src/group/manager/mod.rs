@@ -24,7 +24,7 @@ pub use offsets::{CommitParams, CommitPartition, CommitResult};
 pub use sync::SyncParams;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use event_listener::{Event, EventListener};
@@ -32,6 +32,7 @@ use kafka_protocol::error::ResponseError;
 use strand_config::BrokerConfig;
 use tracing::info;
 
+use crate::clock::wall_clock_ms;
 use super::records::{encode_group_metadata_value, encode_key, GroupMetadataValue, MemberMetadata, RecordKey};
 use super::{ClassicGroup, OffsetStore, TimerAction, TimerKey, Timers, WriteError};
 
@@ -78,8 +79,7 @@ pub struct Now {
 
 impl Now {
     pub fn current() -> Self {
-        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Self { instant: Instant::now(), wall_ms }
+        Self { instant: Instant::now(), wall_ms: wall_clock_ms() }
     }
 
     pub fn after_ms(&self, ms: i32) -> Instant {
