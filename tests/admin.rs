@@ -16,7 +16,6 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request as incremental;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -39,11 +38,7 @@ fn produce(client: &mut Client, topic: &str, partition: i32, values: &[&str]) ->
 }
 
 fn earliest_offset(client: &mut Client, topic: &str, partition: i32) -> i64 {
-    let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(topic_name(topic))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(-2)])]);
-    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 6, &request);
-    response.topics[0].partitions[0].offset
+    requests::list_offset(client, topic, partition, -2).1
 }
 
 fn grow(client: &mut Client, version: i16, topic: &str, count: i32) -> (i16, Option<StrBytes>) {

@@ -160,21 +160,20 @@ impl PartitionLog {
     /// Writes `batches` (in offset order), rolling the active segment when needed. On failure
     /// `writer.written_offset` tells which of them were written.
     async fn write_batches(&self, writer: &mut Writer, batches: &[PendingBatch]) -> Result<(), IoError> {
-        let mut group: Vec<PendingBatch> = Vec::new();
+        let mut group_start = 0;
         let mut group_bytes = 0u64;
-        for batch in batches {
-            let batch = PendingBatch { header: batch.header, bytes: batch.bytes.clone() };
+        for (i, batch) in batches.iter().enumerate() {
             let size = batch.bytes.len() as u64;
             let used = writer.active.log.len() + group_bytes;
             if used > 0 && (used + size > self.config.get().segment_bytes || self.active_segment_expired()) {
-                self.write_group(writer, std::mem::take(&mut group)).await?;
+                self.write_group(writer, &batches[group_start..i]).await?;
+                group_start = i;
                 group_bytes = 0;
                 self.roll(writer, batch.header.base_offset).await?;
             }
             group_bytes += size;
-            group.push(batch);
         }
-        self.write_group(writer, group).await
+        self.write_group(writer, &batches[group_start..]).await
     }
 
     fn active_segment_expired(&self) -> bool {
@@ -185,7 +184,7 @@ impl PartitionLog {
 
     /// Writes one group to the active segment and records it in the segment (not yet visible:
     /// the high watermark moves in `publish`).
-    async fn write_group(&self, writer: &mut Writer, group: Vec<PendingBatch>) -> Result<(), IoError> {
+    async fn write_group(&self, writer: &mut Writer, group: &[PendingBatch]) -> Result<(), IoError> {
         let Some(last) = group.last() else { return Ok(()) };
         let next_offset = last.header.next_offset();
         let start = writer.active.log.len();
@@ -195,7 +194,7 @@ impl PartitionLog {
         let interval = self.config.get().index_interval_bytes;
         let segment = state.segments.last_mut().expect("a log has an active segment");
         let mut position = start;
-        for batch in &group {
+        for batch in group {
             self.tail.push(batch.header.base_offset, batch.header.next_offset(), batch.bytes.clone());
             segment.on_batch(&batch.header, position, interval);
             position += batch.bytes.len() as u64;
@@ -301,7 +300,9 @@ impl PartitionLog {
         writer.active.offset_index.close().await?;
         writer.active.time_index.close().await?;
         self.snapshot_producers(writer.written_offset).await?;
-        fs::write_atomic(&self.dir.join(CLEAN_SHUTDOWN_FILE), Bytes::from_static(b"clean\n")).await
+        // On a full disk there is no marker: the next start verifies the log, which is whole.
+        let marker = fs::write_atomic(&self.dir.join(CLEAN_SHUTDOWN_FILE), Bytes::from_static(b"clean\n")).await;
+        self.optional_write(marker, "clean shutdown marker")
     }
 
     /// Writes the producer state as of `boundary`, an offset everything before which is durable.
