@@ -4,6 +4,8 @@
 //! For each write mode (direct + fsync per batch, buffered + fsync per batch, buffered without
 //! fsync: the page-cache design) two runs over the same device: one appender waiting for each
 //! ack in turn, then `CONCURRENT` appenders in flight at once (group commit shares fsyncs).
+//! Then strict mode over `CONCURRENT` partitions, one appender each: every partition
+//! fdatasyncing its own segment, against the shard journal (`shard.journal.bytes`).
 //! Prints throughput and ack latency percentiles; never fails on timing.
 //!
 //! `cargo bench --bench log_append [-- BATCHES]`; set STRAND_BENCH_DIR to put the log on
@@ -16,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
-use strand::log::{CatchUpReads, LogConfig, LogShared, PartitionLog, TailCache};
+use strand::log::{CatchUpReads, Journal, JournalKey, LogConfig, LogShared, PartitionLog, TailCache};
 use strand::protocol::record_batch::{encode_batch, split_batches, BatchProducer};
 use strand_config::IoMode;
 
 const RECORDS_PER_BATCH: usize = 16;
 const VALUE_BYTES: usize = 1024;
 const CONCURRENT: usize = 16;
+const JOURNAL_BYTES: u64 = 64 << 20;
 
 fn main() -> anyhow::Result<()> {
     let batches: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
@@ -55,11 +58,28 @@ fn main() -> anyhow::Result<()> {
             println!("{mode}");
             for (label, in_flight) in [("serial", 1), ("16 in flight", CONCURRENT)] {
                 let dir = path.join(format!("{}-{in_flight}", mode.replace([' ', ','], "")));
-                let shared = LogShared { tail_cache: TailCache::new(64 << 20), catch_up: Rc::new(CatchUpReads::new(1, 1 << 20, 0)) };
-                let log = PartitionLog::open(&dir, config, &shared).await.expect("open");
+                let log = PartitionLog::open(&dir, config, &shared(&dir, 0), None).await.expect("open");
                 let started = Instant::now();
-                let latencies = run(&log, &batch, batches, in_flight).await;
+                let latencies = run(&[Rc::clone(&log)], &batch, batches, in_flight).await;
                 report(label, &latencies, started.elapsed(), batches * batch.len());
+                log.close().await;
+            }
+        }
+        println!("direct, fsync per batch, {CONCURRENT} partitions with one appender each");
+        for (label, journal_bytes) in [("fsync each", 0), ("journal", JOURNAL_BYTES)] {
+            let dir = path.join(format!("partitions-{journal_bytes}"));
+            let shared = shared(&dir, journal_bytes);
+            shared.journal.load(0, 1, |_, _| true).await.expect("journal");
+            let mut logs = Vec::new();
+            for partition in 0..CONCURRENT {
+                let key = JournalKey { topic: "bench".into(), partition: partition as i32, topic_id: Default::default() };
+                logs.push(PartitionLog::open(&dir.join(format!("bench-{partition}")), strict, &shared, Some(&key)).await.expect("open"));
+            }
+            shared.journal.start(0).await.expect("journal");
+            let started = Instant::now();
+            let latencies = run(&logs, &batch, batches, CONCURRENT).await;
+            report(label, &latencies, started.elapsed(), batches * batch.len());
+            for log in logs {
                 log.close().await;
             }
         }
@@ -67,11 +87,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(log: &Rc<PartitionLog>, batch: &Bytes, batches: usize, in_flight: usize) -> Vec<Duration> {
+fn shared(dir: &std::path::Path, journal_bytes: u64) -> LogShared {
+    LogShared {
+        tail_cache: TailCache::new(64 << 20),
+        catch_up: Rc::new(CatchUpReads::new(1, 1 << 20, 0)),
+        journal: Rc::new(Journal::new(dir, journal_bytes)),
+    }
+}
+
+/// `batches` appends by `in_flight` tasks, task i appending to `logs[i % logs.len()]`.
+async fn run(logs: &[Rc<PartitionLog>], batch: &Bytes, batches: usize, in_flight: usize) -> Vec<Duration> {
     let per_task = batches / in_flight;
     let tasks: Vec<_> = (0..in_flight)
-        .map(|_| {
-            let log = Rc::clone(log);
+        .map(|i| {
+            let log = Rc::clone(&logs[i % logs.len()]);
             let batch = batch.clone();
             strand_shards::task::spawn_local(async move {
                 let described = split_batches(&batch).expect("valid batch");

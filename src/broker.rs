@@ -131,12 +131,15 @@ async fn run_shard(ctx: ShardContext<ShardRequest>, start: ShardStart, started: 
     info!(shard = %ctx.id, "stopped");
 }
 
-/// Creates the data directory and settles, for this shard, how its device is read
-/// ([`fs::probe_device`]).
+/// Creates the data directory, settles, for this shard, how its device is read
+/// ([`fs::probe_device`]), and reads what the last run's journal holds for it.
 async fn settle_data_dir(shard: &ShardState) -> Result<(), String> {
     let dir = &shard.config.log_dirs;
     fs::create_dir_all(dir).await.map_err(|e| format!("data directory {}: {e}", dir.display()))?;
-    fs::probe_device(dir, &format!("shard-{}", shard.id)).await.map_err(|e| e.to_string())
+    fs::probe_device(dir, &format!("shard-{}", shard.id)).await.map_err(|e| e.to_string())?;
+    // Before any partition opens: what the last run's journal holds for this shard's ones.
+    let owns = |topic: &str, partition: i32| shard.owner(topic, partition) == shard.id;
+    shard.log_shared.journal.load(usize::from(shard.id.0), shard.shard_count, owns).await.map_err(|e| format!("reading the journal: {e}"))
 }
 
 async fn start_shard(shard: &Rc<ShardState>, listen: SocketAddr) -> Result<TcpListener, String> {

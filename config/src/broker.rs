@@ -53,6 +53,8 @@ pub struct BrokerConfig {
     pub shard_catchup_reads_max: usize,
     pub shard_catchup_read_chunk_bytes: usize,
     pub shard_catchup_read_bytes_per_second: u64,
+    /// 0: no journal, each strict-mode partition fdatasyncs its own segment.
+    pub shard_journal_bytes: u64,
     pub auto_create_topics_enable: bool,
     pub num_partitions: i32,
     pub message_max_bytes: i32,
@@ -141,6 +143,7 @@ impl BrokerConfig {
             shard_catchup_reads_max: to_usize(p.take_int("shard.catchup.reads.max", 1, 1024)?),
             shard_catchup_read_chunk_bytes: to_usize(p.take_int("shard.catchup.read.chunk.bytes", 4096, 64 << 20)?),
             shard_catchup_read_bytes_per_second: to_u64(p.take_int("shard.catchup.read.bytes.per.second", 0, i64::MAX)?),
+            shard_journal_bytes: to_u64(p.take_int("shard.journal.bytes", 0, 1 << 40)?),
             auto_create_topics_enable: p.take_bool("auto.create.topics.enable")?,
             num_partitions: to_i32(p.take_int("num.partitions", 1, 1 << 16)?),
             message_max_bytes: to_i32(p.take_int("message.max.bytes", 0, max_i32)?),
@@ -188,6 +191,12 @@ impl BrokerConfig {
         if config.log_dirs.as_os_str().is_empty() {
             return Err(ConfigError::invalid("log.dirs", "must not be empty"));
         }
+        if config.shard_journal_bytes != 0 && config.shard_journal_bytes < SHARD_JOURNAL_MIN_BYTES {
+            return Err(ConfigError::invalid(
+                "shard.journal.bytes",
+                format!("{} is neither 0 (no journal) nor at least {SHARD_JOURNAL_MIN_BYTES}", config.shard_journal_bytes),
+            ));
+        }
         if config.group_max_session_timeout_ms < config.group_min_session_timeout_ms {
             return Err(ConfigError::invalid(
                 "group.max.session.timeout.ms",
@@ -201,6 +210,9 @@ impl BrokerConfig {
         Ok(config)
     }
 }
+
+/// The smallest shard journal: a quarter of it must hold a round of appends.
+pub const SHARD_JOURNAL_MIN_BYTES: u64 = 4 << 20;
 
 // Both conversions only see values `take_int` has already range-checked.
 fn to_i32(n: i64) -> i32 {

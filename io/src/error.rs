@@ -16,6 +16,12 @@ pub enum IoError {
 }
 
 impl IoError {
+    /// An error found by a layer above this crate about `path` (the journal that held a
+    /// partition's batches failed; a replay could not be made durable).
+    pub fn again(op: &'static str, path: &std::path::Path, message: String) -> Self {
+        Self::Os { op, path: path.to_owned(), source: std::io::Error::other(message) }
+    }
+
     pub(crate) fn os(op: &'static str, path: &std::path::Path, source: impl Into<std::io::Error>) -> Self {
         Self::Os { op, path: path.to_owned(), source: source.into() }
     }

@@ -39,7 +39,7 @@ fn compaction_keeps_the_newest_record_per_key_at_its_offset() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared(), None).await.unwrap();
         // 60 records over 3 keys, each value naming its own offset; then k0 is deleted.
         for i in 0..60i64 {
             let value = format!("v{i}");
@@ -86,7 +86,7 @@ fn compaction_keeps_the_newest_record_per_key_at_its_offset() {
         assert!(last.iter().all(|r| r.1 != "k0"), "{last:?}");
         log.close().await;
         // The cleaned log recovers as it is.
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared(), None).await.unwrap();
         assert_eq!(read_records(&log).await, last);
         assert_eq!(append(&log, 1, 0).await.unwrap().base_offset, high_watermark);
     });

@@ -3,10 +3,12 @@
 //! Each round takes every queued batch, writes them to the active segment in one write
 //! (rolling the segment when a batch would pass segment.bytes or the segment is older than
 //! segment.ms), then applies the flush policy: strict mode fdatasyncs and only then moves the
-//! high watermark (acks and parked fetches wake); relaxed mode moves it after the write and
-//! fdatasyncs once flush.messages messages are written or flush.ms has passed. After every
-//! fdatasync the new index entries are appended to the index files (not synced: recovery
-//! checks them), so an index entry only ever points at durable data.
+//! high watermark (acks and parked fetches wake), or, when the shard journal runs and takes the
+//! round, has the journal make the batches durable instead and fdatasyncs the segment when the
+//! journal asks (`sync_segment`); relaxed mode moves it after the write and fdatasyncs once
+//! flush.messages messages are written or flush.ms has passed. After every fdatasync of the
+//! segment the new index entries are appended to the index files (not synced: recovery checks
+//! them), so an index entry only ever points at data durable in its segment.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -38,20 +40,32 @@ impl PartitionLog {
     pub(super) async fn run_writer(self: Rc<Self>, active: ActiveFiles) {
         let written_offset = self.state.borrow().log_end_offset;
         let mut writer = Writer { active, written_offset, unflushed_messages: 0, unflushed_since: None };
-        let result = match self.write_until_closed(&mut writer).await {
+        let result = match Rc::clone(&self).write_until_closed(&mut writer).await {
             Ok(()) => self.close_files(writer).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = result {
-            error!(dir = %self.dir.display(), error = %e, "partition log failed: going offline");
-            self.state.borrow_mut().failure = Some(e.to_string());
-            self.tail.clear();
-            self.progress.notify(usize::MAX);
+        match result {
+            // Closed: everything written is durable in the segment.
+            Ok(()) => self.syncs_done.set(u64::MAX),
+            Err(e) => {
+                error!(dir = %self.dir.display(), error = %e, "partition log failed: going offline");
+                self.state.borrow_mut().failure = Some(e.to_string());
+                self.tail.clear();
+            }
         }
+        self.progress.notify(usize::MAX);
     }
 
-    async fn write_until_closed(&self, writer: &mut Writer) -> Result<(), IoError> {
+    async fn write_until_closed(self: Rc<Self>, writer: &mut Writer) -> Result<(), IoError> {
         loop {
+            // The journal waits on these before it overwrites records: they go first.
+            let sync_requests = self.sync_requests.get();
+            if sync_requests > self.syncs_done.get() {
+                self.sync(writer).await?;
+                self.syncs_done.set(sync_requests);
+                self.progress.notify(usize::MAX);
+                continue;
+            }
             if let Some(batches) = self.take_pending() {
                 match self.write_batches(writer, &batches).await {
                     Ok(()) => self.set_out_of_space(None),
@@ -67,7 +81,7 @@ impl PartitionLog {
                     Err(e) => return Err(e),
                 }
                 if self.config.get().strict() {
-                    self.sync(writer).await?;
+                    self.make_durable(writer, &batches).await?;
                 } else {
                     self.publish(writer.written_offset);
                     if writer.unflushed_messages >= self.config.get().flush_messages {
@@ -82,7 +96,7 @@ impl PartitionLog {
             let listener = self.work.listen();
             let idle = {
                 let state = self.state.borrow();
-                state.pending.is_empty() && !state.closing
+                state.pending.is_empty() && !state.closing && self.sync_requests.get() == self.syncs_done.get()
             };
             if !idle {
                 continue;
@@ -100,6 +114,21 @@ impl PartitionLog {
                 }
                 None => listener.await,
             }
+        }
+    }
+
+    /// Strict mode: makes the round's batches durable before they are published, through the
+    /// shard journal when it runs and takes them, otherwise by fdatasyncing the segment.
+    async fn make_durable(self: &Rc<Self>, writer: &mut Writer, batches: &[PendingBatch]) -> Result<(), IoError> {
+        let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
+        match &self.journal_key {
+            Some(key) if self.journal.takes(bytes) => {
+                let chunks = batches.iter().map(|b| b.bytes.clone()).collect();
+                self.journal.append(self, key, chunks).await.map_err(|e| IoError::again("journal", &self.dir, e))?;
+                self.publish(writer.written_offset);
+                Ok(())
+            }
+            _ => self.sync(writer).await,
         }
     }
 

@@ -5,13 +5,15 @@
 //! Directory of a partition: `<log.dirs>/<topic>-<partition>/`, segments named by base offset
 //! (20 digits): `.log` (record batches v2 as stored), `.index` (sparse offset -> position),
 //! `.timeindex` (timestamp -> offset); `clean-shutdown` after a clean close;
-//! `log-start-offset` once DeleteRecords moved the start inside a segment.
+//! `log-start-offset` once DeleteRecords moved the start inside a segment. The shard journal
+//! (`journal`) lives in `<log.dirs>/journal/`.
 
 mod batch_scan;
 mod catch_up_reads;
 mod compaction;
 mod error;
 mod index_bytes;
+mod journal;
 mod log_reader;
 mod log_writer;
 mod offset_index;
@@ -26,12 +28,15 @@ mod time_index;
 #[cfg(test)]
 mod compaction_tests;
 #[cfg(test)]
+mod journal_tests;
+#[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]
 mod tests;
 
 pub use error::LogError;
 pub use index_bytes::IndexBytes;
+pub use journal::{Journal, JournalKey};
 pub use offset_index::OffsetIndex;
 pub use catch_up_reads::CatchUpReads;
 pub use compaction::CompactionStats;

@@ -21,7 +21,7 @@ use event_listener::Event;
 use strand_config::IoMode;
 use strand_io::{fs, IoError};
 use strand_shards::task::{spawn_local, Task};
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 
 use super::recovery::recover;
@@ -29,8 +29,9 @@ use super::catch_up_reads::CatchUpReads;
 use super::producer_state::{ProducerState, ProducerSummary, SequenceCheck, SequenceError};
 use super::recovery::rebuild_producer_state;
 use super::tail_cache::{PartitionTail, TailCache};
+use super::journal::{Journal, JournalKey};
 use super::{LogError, Segment};
-use crate::protocol::record_batch::{assign_offsets, stamp_log_append_time, BatchHeader};
+use crate::protocol::record_batch::{assign_offsets, split_batches, stamp_log_append_time, BatchHeader};
 
 /// Settings the log needs from its topic's and the broker's config.
 #[derive(Debug, Clone, Copy)]
@@ -113,25 +114,42 @@ pub struct PartitionLog {
     pub(super) catch_up: Rc<CatchUpReads>,
     /// Set when a segment is sealed (and at open): compaction has new work.
     pub(super) compaction_due: std::cell::Cell<bool>,
+    /// The shard journal, and this partition's key in it (none: the log never journals).
+    pub(super) journal: Rc<Journal>,
+    pub(super) journal_key: Option<Bytes>,
+    /// Set while the journal lists this log for its next checkpoint.
+    pub(super) journal_dirty: Cell<bool>,
+    /// Segment fdatasyncs asked for ([`PartitionLog::sync_segment`]) and done by the writer.
+    pub(super) sync_requests: Cell<u64>,
+    pub(super) syncs_done: Cell<u64>,
 }
 
-/// What the logs of one shard share: the tail cache budget and the catch-up read scheduler.
+/// What the logs of one shard share: the tail cache budget, the catch-up read scheduler and
+/// the journal.
 #[derive(Clone)]
 pub struct LogShared {
     pub tail_cache: Rc<TailCache>,
     pub catch_up: Rc<CatchUpReads>,
+    pub journal: Rc<Journal>,
 }
 
 impl PartitionLog {
-    /// Recovers the log in `dir` (creating it if new) and starts its writer.
-    pub async fn open(dir: &Path, config: LogConfig, shared: &LogShared) -> Result<Rc<Self>, IoError> {
+    /// Recovers the log in `dir` (creating it if new), appends what the shard journal of the
+    /// last run holds past the recovered end for `journal_key` (and fdatasyncs it), and starts
+    /// its writer. A log with a key journals its strict-mode appends once the journal runs.
+    pub async fn open(dir: &Path, config: LogConfig, shared: &LogShared, journal_key: Option<&JournalKey>) -> Result<Rc<Self>, IoError> {
         fs::create_dir_all(dir).await?;
         let started = Instant::now();
         let recovered = recover(dir, &config).await?;
-        let log_end_offset = recovered.segments.last().map_or(0, |s| s.next_offset);
-        let producers = rebuild_producer_state(dir, &recovered.segments, log_end_offset).await?;
+        let recovered_end = recovered.segments.last().map_or(0, |s| s.next_offset);
+        let mut producers = rebuild_producer_state(dir, &recovered.segments, recovered_end).await?;
+        let replay = journal_key.map(|key| shared.journal.take_replay(key)).unwrap_or_default();
+        let (pending, log_end_offset) = replayed_batches(dir, &replay, recovered_end);
+        for batch in &pending {
+            producers.record(&batch.header);
+        }
         debug!(dir = %dir.display(), log_start_offset = recovered.log_start_offset, log_end_offset,
-               clean = recovered.clean, elapsed_ms = started.elapsed().as_millis() as u64, "log recovered");
+               clean = recovered.clean, replayed = pending.len(), elapsed_ms = started.elapsed().as_millis() as u64, "log recovered");
         let log = Rc::new(Self {
             dir: dir.to_owned(),
             config: Cell::new(config),
@@ -139,9 +157,9 @@ impl PartitionLog {
                 segments: recovered.segments,
                 log_start_offset: recovered.log_start_offset,
                 log_end_offset,
-                high_watermark: log_end_offset,
-                durable_offset: log_end_offset,
-                pending: Vec::new(),
+                high_watermark: recovered_end,
+                durable_offset: recovered_end,
+                pending,
                 failure: None,
                 out_of_space: None,
                 closing: false,
@@ -153,10 +171,41 @@ impl PartitionLog {
             tail: PartitionTail::new(&shared.tail_cache),
             catch_up: Rc::clone(&shared.catch_up),
             compaction_due: std::cell::Cell::new(true),
+            journal: Rc::clone(&shared.journal),
+            journal_key: journal_key.map(JournalKey::encode),
+            journal_dirty: Cell::new(false),
+            sync_requests: Cell::new(0),
+            syncs_done: Cell::new(0),
         });
         let task = spawn_local(Rc::clone(&log).run_writer(recovered.active));
         *log.writer_task.borrow_mut() = Some(task);
+        if log_end_offset > recovered_end {
+            // The journal of the last run is deleted once every partition has replayed it:
+            // what it gave back must be in the segment, durable, first.
+            log.wait_committed(log_end_offset - 1).await.map_err(|e| IoError::again("replay journal into", dir, e.to_string()))?;
+            log.sync_segment().await.map_err(|e| IoError::again("replay journal into", dir, e))?;
+            info!(dir = %dir.display(), from = recovered_end, to = log_end_offset, "batches replayed from the journal");
+        }
         Ok(log)
+    }
+
+    /// Makes everything the writer has written durable in the segment (fdatasync, then the
+    /// index entries), and returns once it is or the log has failed. The journal asks this of
+    /// every partition it holds records of before overwriting them.
+    pub(super) async fn sync_segment(&self) -> Result<(), String> {
+        let wanted = self.sync_requests.get() + 1;
+        self.sync_requests.set(wanted);
+        self.work.notify(1);
+        loop {
+            let listener = self.progress.listen();
+            if self.syncs_done.get() >= wanted {
+                return Ok(());
+            }
+            if let Some(failure) = &self.state.borrow().failure {
+                return Err(failure.clone());
+            }
+            listener.await;
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -308,4 +357,34 @@ impl PartitionLog {
         self.tail.clear();
         self.catch_up.invalidate(&self.dir);
     }
+}
+
+/// The batches of `replay` (runs of whole batches from the journal, oldest first) that follow
+/// `end`, the recovered log end, and the new end. Batches at or before `end` are in the
+/// segment already; a gap after it (a batch starting past the end) stops the replay, as the
+/// log cannot hold a hole.
+fn replayed_batches(dir: &Path, replay: &[Bytes], end: i64) -> (Vec<PendingBatch>, i64) {
+    let mut pending = Vec::new();
+    let mut next = end;
+    for run in replay {
+        let batches = match split_batches(run) {
+            Ok(batches) => batches,
+            Err(e) => {
+                warn!(dir = %dir.display(), error = %e, "journal entry is not whole batches; replay stops");
+                break;
+            }
+        };
+        for (position, header) in batches {
+            if header.next_offset() <= next {
+                continue;
+            }
+            if header.base_offset != next {
+                warn!(dir = %dir.display(), expected = next, found = header.base_offset, "journal replay found a gap; it stops there");
+                return (pending, next);
+            }
+            pending.push(PendingBatch { header, bytes: run.slice(position..position + header.total_bytes()) });
+            next = header.next_offset();
+        }
+    }
+    (pending, next)
 }

@@ -27,7 +27,7 @@ fn retried_batches_are_answered_with_their_offsets_after_a_restart(clean: bool) 
     let path = dir.path().join("t-0");
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&p, CONFIG, &shared(), None).await.unwrap();
         // Enough batches to roll segments (a snapshot at each roll), then a few more.
         for i in 0..30 {
             assert_eq!(produce(&log, producer_batch(42, 0, i * 2, 2)).await.unwrap().base_offset, i64::from(i) * 2);
@@ -40,7 +40,7 @@ fn retried_batches_are_answered_with_their_offsets_after_a_restart(clean: bool) 
         std::fs::remove_file(path.join("producer-state")).unwrap();
     }
     run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared(), None).await.unwrap();
         let retried = produce(&log, producer_batch(42, 0, 58, 2)).await.unwrap();
         assert_eq!((retried.base_offset, retried.last_offset), (58, 59), "the last batch, again");
         assert_eq!(log.offsets().high_watermark, 60, "nothing was written twice");

@@ -30,7 +30,11 @@ pub(super) fn shared() -> LogShared {
 
 /// [`shared`] with catch-up reads of `chunk_bytes`.
 fn shared_reading(chunk_bytes: usize) -> LogShared {
-    LogShared { tail_cache: TailCache::new(0), catch_up: std::rc::Rc::new(CatchUpReads::new(1, chunk_bytes, 0)) }
+    LogShared {
+        tail_cache: TailCache::new(0),
+        catch_up: std::rc::Rc::new(CatchUpReads::new(1, chunk_bytes, 0)),
+        journal: std::rc::Rc::new(Journal::new(&std::env::temp_dir(), 0)),
+    }
 }
 
 pub(super) fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: impl FnOnce() -> Fut + Send + 'static) -> T {
@@ -51,7 +55,7 @@ pub(super) async fn append(log: &PartitionLog, count: usize, timestamp: i64) -> 
     Ok(info)
 }
 
-async fn read_all(log: &PartitionLog) -> Vec<i64> {
+pub(super) async fn read_all(log: &PartitionLog) -> Vec<i64> {
     let mut offsets = Vec::new();
     let mut next = log.offsets().log_start_offset;
     while next < log.offsets().high_watermark {
@@ -65,7 +69,7 @@ async fn read_all(log: &PartitionLog) -> Vec<i64> {
     offsets
 }
 
-fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+pub(super) fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -80,13 +84,13 @@ fn appends_roll_segments_and_read_back_in_order_after_reopen(io_mode: IoMode) {
     let path = dir.path().join("t-0");
     let config = LogConfig { io_mode, ..CONFIG };
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
         for i in 0..20 {
             assert_eq!(append(&log, 3, i * 10).await.unwrap().base_offset, i * 3);
         }
         log.close().await;
         assert!(path.join("clean-shutdown").exists());
-        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
         assert!(!path.join("clean-shutdown").exists(), "the marker is consumed on open");
         assert_eq!(log.offsets().high_watermark, 60);
         assert_eq!(append(&log, 1, 0).await.unwrap().base_offset, 60);
@@ -119,7 +123,7 @@ fn recover_after(damage: impl FnOnce(&Path) + Send + 'static) -> Vec<i64> {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
         for _ in 0..5 {
             append(&log, 2, 0).await.unwrap();
         }
@@ -129,7 +133,7 @@ fn recover_after(damage: impl FnOnce(&Path) + Send + 'static) -> Vec<i64> {
     std::fs::remove_file(path.join("clean-shutdown")).unwrap();
     damage(&files(&path, "log").pop().unwrap());
     run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
         let offsets = read_all(&log).await;
         // The log takes appends right after what survived.
         let next = append(&log, 1, 0).await.unwrap().base_offset;
@@ -176,7 +180,7 @@ fn a_corrupt_byte_in_indexed_data_is_never_served() {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
         for _ in 0..5 {
             append(&log, 2, 0).await.unwrap();
         }
@@ -188,7 +192,7 @@ fn a_corrupt_byte_in_indexed_data_is_never_served() {
     bytes[40] ^= 0xFF;
     std::fs::write(&file, bytes).unwrap();
     run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
         let read = log.read(0, 1 << 20).await;
         assert!(matches!(read, Err(LogError::Corrupt { .. })), "{read:?}");
         // The batches after it are intact and served.
@@ -204,7 +208,7 @@ fn a_missing_index_is_rebuilt_from_the_log() {
     let path = dir.path().join("t-0");
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&p, CONFIG, &shared(), None).await.unwrap();
         for i in 0..30 {
             append(&log, 3, i).await.unwrap();
         }
@@ -217,7 +221,7 @@ fn a_missing_index_is_rebuilt_from_the_log() {
         std::fs::remove_file(index).unwrap();
     }
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared(), None).await.unwrap();
         let offsets = read_all(&log).await;
         log.close().await;
         offsets
@@ -234,7 +238,7 @@ fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     let p = path.clone();
     let (acked, durable_len) = run(move || async move {
-        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
         let mut acked = Vec::new();
         for _ in 0..4 {
             acked.push(append(&log, 2, 0).await.unwrap().last_offset);
@@ -253,7 +257,7 @@ fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
     let log_file = files(&path, "log").pop().unwrap();
     std::fs::OpenOptions::new().write(true).open(&log_file).unwrap().set_len(durable_len).unwrap();
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
         read_all(&log).await
     });
     assert_eq!(offsets, (0..8).collect::<Vec<i64>>());
@@ -267,7 +271,7 @@ fn a_full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledge
     let p = path.clone();
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     run(move || async move {
-        let log = PartitionLog::open(&p, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
         assert_eq!(append(&log, 2, 0).await.unwrap().last_offset, 1);
         // The next three writes of the segment file find the disk full.
         faults::inject(FaultOp::Write, ".log", 28, 3);
@@ -283,7 +287,7 @@ fn a_full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledge
         log.close().await;
     });
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
         read_all(&log).await
     });
     assert_eq!(offsets, (0..5).collect::<Vec<i64>>());
@@ -294,7 +298,7 @@ fn retention_by_size_deletes_the_oldest_sealed_segments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     let (start, offsets, segments) = run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared(), None).await.unwrap();
         for i in 0..40 {
             append(&log, 3, i).await.unwrap();
         }
@@ -321,7 +325,7 @@ fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
     let path = dir.path().join("t-0");
     let p = path.clone();
     run(move || async move {
-        let log = PartitionLog::open(&p, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&p, CONFIG, &shared(), None).await.unwrap();
         for i in 0..40 {
             append(&log, 3, i).await.unwrap();
         }
@@ -331,7 +335,7 @@ fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
         log.close().await;
     });
     let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, CONFIG, &shared(), None).await.unwrap();
         assert_eq!(log.offsets().log_start_offset, 50);
         read_all(&log).await
     });
@@ -344,7 +348,7 @@ fn relaxed_flush_acknowledges_after_the_write_and_syncs_by_count() {
     let path = dir.path().join("t-0");
     let config = LogConfig { flush_messages: 6, flush_ms: 60_000, ..CONFIG };
     run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared()).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
         // Every fdatasync fails, yet appends under flush.messages are acknowledged.
         faults::inject(FaultOp::Sync, "t-0", 5, 100);
         assert_eq!(append(&log, 2, 0).await.unwrap().last_offset, 1);
@@ -365,7 +369,7 @@ fn a_sequential_catch_up_reader_is_served_from_readahead() {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     run(move || async move {
         let shared = shared();
-        let log = PartitionLog::open(&path, config, &shared).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared, None).await.unwrap();
         for i in 0..200 {
             append(&log, 3, i).await.unwrap();
         }
@@ -384,7 +388,7 @@ fn a_fetch_far_behind_takes_one_catch_up_read_and_a_larger_batch_whole() {
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     run(move || async move {
         let shared = shared_reading(4096);
-        let log = PartitionLog::open(&path, config, &shared).await.unwrap();
+        let log = PartitionLog::open(&path, config, &shared, None).await.unwrap();
         for i in 0..100 {
             append(&log, 3, i).await.unwrap();
         }

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::PartitionError;
 use crate::clock::wall_clock_ms;
-use crate::log::{AppendInfo, CompactionStats, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits};
+use crate::log::{
+    AppendInfo, CompactionStats, JournalKey, LogConfig, LogError, LogOffsets, LogRead, LogShared, PartitionLog, RetentionLimits,
+};
 use crate::protocol::record_batch::{check_client_batch, split_batches, BatchHeader};
 use crate::protocol::record_validator::{validate_records, RecordRules};
 
@@ -49,7 +51,8 @@ impl Partition {
         broker: &BrokerConfig,
         shared: &LogShared,
     ) -> Result<Self, LogError> {
-        let log = PartitionLog::open(dir, log_config(&config, broker), shared).await?;
+        let key = JournalKey { topic: topic.to_owned(), partition: index, topic_id };
+        let log = PartitionLog::open(dir, log_config(&config, broker), shared, Some(&key)).await?;
         let decompressed_max_bytes = broker.message_decompressed_max_bytes;
         Ok(Self { topic: topic.to_owned(), index, topic_id, config: Cell::new(config), decompressed_max_bytes, log })
     }

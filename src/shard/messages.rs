@@ -54,8 +54,9 @@ pub enum ShardRequest {
     /// Adopt a new metadata image: open partitions newly placed here, apply changed topic
     /// configs, drop deleted ones.
     ApplyMetadata { image: Arc<MetadataImage>, reply: Reply<()> },
-    /// Every shard has applied the first metadata image: start serving.
-    Serve { reply: Reply<()> },
+    /// Every shard has applied the first metadata image: start the journal and serving.
+    /// Answers the partitions that did not replay the last run's journal.
+    Serve { reply: Reply<usize> },
     /// For shard 0: a request to the controller.
     Controller(ControllerRequest),
     /// A request for a group whose __consumer_offsets `partition` this shard owns.

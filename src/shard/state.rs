@@ -11,12 +11,12 @@ use futures_lite::future;
 use strand_config::BrokerConfig;
 use strand_shards::task::{sleep, spawn_local};
 use strand_shards::{Mesh, Reply, ShardId, ShardsError};
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::{PartitionSize, ShardRequest};
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
 use crate::group::GroupCoordinator;
-use crate::log::{CatchUpReads, LogShared, PartitionLog, TailCache};
+use crate::log::{CatchUpReads, Journal, LogShared, PartitionLog, TailCache};
 use crate::partition::{Partition, PartitionError};
 
 pub struct ShardState {
@@ -60,6 +60,7 @@ impl ShardState {
                     config.shard_catchup_read_chunk_bytes,
                     config.shard_catchup_read_bytes_per_second,
                 )),
+                journal: Rc::new(Journal::new(&config.log_dirs, config.shard_journal_bytes)),
             },
         })
     }
@@ -119,14 +120,43 @@ impl ShardState {
     }
 
     /// Tells every shard that all have applied the first metadata image (recovered their
-    /// partitions), so each may start listening: no client reaches a shard while a partition
-    /// on another is still being recovered.
+    /// partitions), so each may start its journal and listening: no client reaches a shard
+    /// while a partition on another is still being recovered. Then, if every shard's
+    /// partitions took what the last run's journal held for them, its files are deleted.
     pub async fn announce_serving(self: &Rc<Self>) -> Result<(), ShardsError> {
+        let mut untaken = 0;
         for index in 0..self.shard_count {
             let to = ShardId(u16::try_from(index).expect("shard count fits u16"));
-            self.call(to, |reply| ShardRequest::Serve { reply }).await?;
+            untaken += self.call(to, |reply| ShardRequest::Serve { reply }).await?;
+        }
+        if untaken == 0 {
+            if let Err(e) = self.log_shared.journal.delete_earlier_generations().await {
+                warn!(error = %e, "deleting replayed journal files");
+            }
+        } else {
+            warn!(partitions = untaken, "journal files of the last run kept: partitions that failed to open have batches in them");
         }
         Ok(())
+    }
+
+    /// Starts this shard's journal once its partitions are open; answers how many partitions
+    /// of the image did not take what the last run's journal held for them (their open failed).
+    async fn start_journal(&self) -> usize {
+        let journal = &self.log_shared.journal;
+        let image = self.image();
+        let untaken = journal
+            .untaken_replay()
+            .into_iter()
+            .filter(|(topic, partition, id, _)| image.topic(topic).is_some_and(|t| t.id == *id && *partition < t.partitions))
+            .inspect(|(topic, partition, _, entries)| {
+                error!(shard = %self.id, topic = %topic, partition, entries, "journal entries not replayed: the partition did not open");
+            })
+            .count();
+        journal.drop_replay();
+        if let Err(e) = journal.start(usize::from(self.id.0)).await {
+            error!(shard = %self.id, error = %e, "journal did not start: strict partitions fdatasync their segments");
+        }
+        untaken
     }
 
     /// Waits until shard 0 announces that every shard has applied the first metadata image.
@@ -221,9 +251,10 @@ impl ShardState {
                 reply.send(());
             }
             ShardRequest::Serve { reply } => {
+                let untaken = self.start_journal().await;
                 self.ready.set(true);
                 self.ready_event.notify(usize::MAX);
-                reply.send(());
+                reply.send(untaken);
             }
             ShardRequest::Group { partition, request, reply } => {
                 let groups = Rc::clone(&self.groups);

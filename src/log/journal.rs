@@ -1,0 +1,583 @@
+//! The shard journal (`shard.journal.bytes`): one write-ahead file per shard that makes the
+//! strict-mode appends of all the shard's partitions durable with one fdatasync per round.
+//!
+//! Without it each strict partition fdatasyncs its own segment after every write: with 16
+//! partitions that is 16 fdatasyncs per round, each writing the inode whose size the append
+//! changed, and each waiting behind a catch-up read in flight. With it a partition writer
+//! writes its segment as before (O_DIRECT, no fdatasync), hands the same batches to the
+//! journal and publishes (acks, wakes fetches) once the journal says they are durable. The
+//! journal task takes everything handed to it since its last round, encodes it into one record
+//! straight into the DMA buffer, writes it to its [`RingFile`] (a file created full of zeros
+//! and then only overwritten, so its fdatasync has no metadata to write) and fdatasyncs once.
+//!
+//! Reuse: the ring is four quarters; a record never spans two. When the journal leaves a
+//! quarter it starts a checkpoint: every partition that journaled since the last one
+//! fdatasyncs its segment (and persists its index entries). It enters a quarter only once the
+//! checkpoint started when it last left that quarter is done, so a record is overwritten only
+//! after its batches are durable in their segment. A checkpoint has three quarters of the
+//! journal's time to finish. A failed checkpoint or journal write fails the journal: every
+//! partition writing through it goes offline, as after a failed fdatasync.
+//!
+//! Record (page aligned): magic `SJNL`, crc32c of everything after the crc, sequence number
+//! (consecutive), payload length, entry count, then entries: topic id (16 bytes), partition
+//! (i32), topic name (u16 length + bytes), batches (u32 length + the stored batches).
+//!
+//! Files: `<log.dirs>/journal/<generation>-<shard>.journal`. Each start is a new generation
+//! (one more than any file found). Before serving, every shard reads the journal files of
+//! earlier generations ([`JournalReplay`]), keeps the entries of the partitions it owns, and
+//! each partition, after its own recovery, appends those batches past its recovered end and
+//! fdatasyncs them. Once every shard has, shard 0 deletes the earlier generations.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+
+use bytes::{Buf, BufMut, Bytes};
+use event_listener::Event;
+use strand_io::{fs, FileReader, IoError, IoMode, RingFile, PAGE_BYTES};
+use strand_shards::task::{spawn_local, Task};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::PartitionLog;
+
+/// The journal's directory under `log.dirs`.
+pub const JOURNAL_DIR: &str = "journal";
+
+const MAGIC: &[u8; 4] = b"SJNL";
+/// magic, crc, sequence, payload length, entry count.
+const RECORD_HEADER_BYTES: usize = 4 + 4 + 8 + 4 + 4;
+const QUARTERS: u64 = 4;
+/// Bytes read at a time when a journal file is replayed.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// Which partition a journal entry belongs to: a recreated topic of the same name has a new id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JournalKey {
+    pub topic: String,
+    pub partition: i32,
+    pub topic_id: Uuid,
+}
+
+impl JournalKey {
+    /// The entry prefix: topic id, partition, topic name.
+    pub(super) fn encode(&self) -> Bytes {
+        let name = self.topic.as_bytes();
+        let mut out = Vec::with_capacity(16 + 4 + 2 + name.len());
+        out.put_slice(self.topic_id.as_bytes());
+        out.put_i32(self.partition);
+        out.put_u16(u16::try_from(name.len()).expect("topic names are at most 249 bytes"));
+        out.put_slice(name);
+        Bytes::from(out)
+    }
+}
+
+/// Per partition (topic, index): the topic id and batches of each entry, oldest first.
+type ReplayEntries = HashMap<(String, i32), Vec<(Uuid, Bytes)>>;
+
+/// Batches one partition writer hands the journal in one round.
+struct Submission {
+    key: Bytes,
+    batches: Vec<Bytes>,
+}
+
+impl Submission {
+    fn encoded_len(&self) -> usize {
+        self.key.len() + 4 + self.batches.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
+/// Where the next record goes.
+struct Ring {
+    file: Rc<RingFile>,
+    position: u64,
+    next_sequence: u64,
+    /// Per quarter: the checkpoint started when the journal last left it.
+    checkpoints: Vec<Option<Task<Result<(), String>>>>,
+}
+
+pub struct Journal {
+    bytes: u64,
+    dir: PathBuf,
+    /// This start's generation; earlier ones are replayed.
+    generation: Cell<u64>,
+    /// Entries of earlier generations for partitions this shard owns, until each opens.
+    replay: RefCell<ReplayEntries>,
+    ring: RefCell<Option<Ring>>,
+    /// 0 until started.
+    quarter_bytes: Cell<u64>,
+    active: Cell<bool>,
+    queue: RefCell<Vec<Submission>>,
+    /// The round the queued submissions go out in, and the last round made durable.
+    open_round: Cell<u64>,
+    durable_round: Cell<u64>,
+    failure: RefCell<Option<String>>,
+    /// Partitions that journaled since the last checkpoint started.
+    dirty: RefCell<Vec<Weak<PartitionLog>>>,
+    work: Event,
+    progress: Event,
+    task: RefCell<Option<Task<()>>>,
+    rounds: Cell<u64>,
+    checkpoints_started: Cell<u64>,
+}
+
+impl Journal {
+    /// A journal of `bytes` (0: none) under `log_dirs`, not started.
+    pub fn new(log_dirs: &Path, bytes: u64) -> Self {
+        Self {
+            bytes,
+            dir: log_dirs.join(JOURNAL_DIR),
+            generation: Cell::new(1),
+            replay: RefCell::new(HashMap::new()),
+            ring: RefCell::new(None),
+            quarter_bytes: Cell::new(0),
+            active: Cell::new(false),
+            queue: RefCell::new(Vec::new()),
+            open_round: Cell::new(1),
+            durable_round: Cell::new(0),
+            failure: RefCell::new(None),
+            dirty: RefCell::new(Vec::new()),
+            work: Event::new(),
+            progress: Event::new(),
+            task: RefCell::new(None),
+            rounds: Cell::new(0),
+            checkpoints_started: Cell::new(0),
+        }
+    }
+
+    /// Rounds written and checkpoints started since the journal started.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.rounds.get(), self.checkpoints_started.get())
+    }
+
+    /// Reads the journal files of earlier starts and keeps the entries of the partitions
+    /// `owns` says are this shard's, for [`Journal::take_replay`]; sets this start's
+    /// generation. Runs before the shard opens any partition. A shard of `shard_count` reads
+    /// only its own file of a generation written by as many shards (placement is the same).
+    pub async fn load(&self, shard: usize, shard_count: usize, owns: impl Fn(&str, i32) -> bool) -> Result<(), IoError> {
+        let files = journal_files(&self.dir).await?;
+        let generation = files.iter().map(|f| f.generation).max().unwrap_or(0) + 1;
+        self.generation.set(generation);
+        let mut replay = ReplayEntries::new();
+        for file in &files {
+            let same_layout = files.iter().filter(|f| f.generation == file.generation).count() == shard_count;
+            if same_layout && file.shard != shard {
+                continue;
+            }
+            let records = read_records(&file.path).await?;
+            let mut batches = 0usize;
+            for (key, bytes) in records.iter().flat_map(decode_entries) {
+                if owns(&key.topic, key.partition) {
+                    batches += 1;
+                    replay.entry((key.topic, key.partition)).or_default().push((key.topic_id, bytes));
+                }
+            }
+            info!(file = %file.path.display(), records = records.len(), entries = batches, "journal read for replay");
+        }
+        *self.replay.borrow_mut() = replay;
+        Ok(())
+    }
+
+    /// The batch runs of earlier generations for `key`, oldest first (each a run of whole
+    /// batches as written); entries of an earlier topic of the same name are dropped.
+    pub fn take_replay(&self, key: &JournalKey) -> Vec<Bytes> {
+        let entries = self.replay.borrow_mut().remove(&(key.topic.clone(), key.partition)).unwrap_or_default();
+        entries.into_iter().filter(|(id, _)| *id == key.topic_id).map(|(_, bytes)| bytes).collect()
+    }
+
+    /// Partitions with replay entries that were never taken (their open failed), as
+    /// (topic, partition, topic id) with the entry count.
+    pub fn untaken_replay(&self) -> Vec<(String, i32, Uuid, usize)> {
+        let replay = self.replay.borrow();
+        replay
+            .iter()
+            .flat_map(|((topic, partition), entries)| {
+                let mut ids: Vec<Uuid> = entries.iter().map(|(id, _)| *id).collect();
+                ids.dedup();
+                ids.into_iter().map(move |id| {
+                    let count = entries.iter().filter(|(e, _)| *e == id).count();
+                    (topic.clone(), *partition, id, count)
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets replay entries (those of partitions that no longer exist).
+    pub fn drop_replay(&self) {
+        self.replay.borrow_mut().clear();
+    }
+
+    /// Creates this start's file (`shard`'s of this generation) and starts the journal task.
+    /// With `shard.journal.bytes` 0 it does nothing.
+    pub async fn start(self: &Rc<Self>, shard: usize) -> Result<(), IoError> {
+        if self.bytes == 0 {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).await?;
+        let path = self.dir.join(format!("{}-{shard}.journal", self.generation.get()));
+        let file = RingFile::create(&path, self.bytes).await?;
+        fs::sync_dir(&self.dir).await?;
+        self.quarter_bytes.set(file.size() / QUARTERS / PAGE_BYTES * PAGE_BYTES);
+        *self.ring.borrow_mut() = Some(Ring {
+            file: Rc::new(file),
+            position: 0,
+            next_sequence: 1,
+            checkpoints: (0..QUARTERS).map(|_| None).collect(),
+        });
+        self.active.set(true);
+        let task = spawn_local(Rc::clone(self).run());
+        *self.task.borrow_mut() = Some(task);
+        info!(file = %path.display(), bytes = self.bytes, "journal started");
+        Ok(())
+    }
+
+    /// Deletes the journal files of earlier generations (every shard has replayed them).
+    pub async fn delete_earlier_generations(&self) -> Result<(), IoError> {
+        let files = journal_files(&self.dir).await?;
+        let mut deleted = 0usize;
+        for file in files.iter().filter(|f| f.generation < self.generation.get()) {
+            fs::remove_file(&file.path).await?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            fs::sync_dir(&self.dir).await?;
+            info!(files = deleted, "replayed journal files deleted");
+        }
+        Ok(())
+    }
+
+    /// Whether an append of `bytes` batch bytes goes through the journal: it is running and
+    /// one record holds it (larger rounds fdatasync their segment instead).
+    pub fn takes(&self, bytes: usize) -> bool {
+        self.active.get() && self.max_entry_bytes().is_some_and(|max| bytes <= max)
+    }
+
+    /// The most batch bytes one entry may hold: a record fills at most a quarter.
+    fn max_entry_bytes(&self) -> Option<usize> {
+        // The entry header: topic id, partition, a 249-byte name, the batches' length.
+        let quarter = usize::try_from(self.quarter_bytes.get()).ok().filter(|q| *q > 0)?;
+        Some(quarter - RECORD_HEADER_BYTES - (16 + 4 + 2 + 249 + 4))
+    }
+
+    fn file(&self) -> Rc<RingFile> {
+        Rc::clone(&self.ring.borrow().as_ref().expect("a running journal has a ring").file)
+    }
+
+    /// Makes `batches` of `log` durable in the journal; returns once they are.
+    pub async fn append(&self, log: &Rc<PartitionLog>, key: &Bytes, batches: Vec<Bytes>) -> Result<(), String> {
+        if let Some(failure) = self.failure.borrow().as_ref() {
+            return Err(failure.clone());
+        }
+        if !log.journal_dirty.replace(true) {
+            self.dirty.borrow_mut().push(Rc::downgrade(log));
+        }
+        let round = self.open_round.get();
+        self.queue.borrow_mut().push(Submission { key: key.clone(), batches });
+        self.work.notify(1);
+        loop {
+            let listener = self.progress.listen();
+            if self.durable_round.get() >= round {
+                return Ok(());
+            }
+            if let Some(failure) = self.failure.borrow().as_ref() {
+                return Err(failure.clone());
+            }
+            listener.await;
+        }
+    }
+
+    async fn run(self: Rc<Self>) {
+        loop {
+            let listener = self.work.listen();
+            if self.queue.borrow().is_empty() {
+                listener.await;
+                continue;
+            }
+            let submissions = std::mem::take(&mut *self.queue.borrow_mut());
+            let round = self.open_round.replace(self.open_round.get() + 1);
+            if let Err(e) = self.write_round(submissions).await {
+                warn!(error = %e, "journal failed: appends through it fail");
+                *self.failure.borrow_mut() = Some(format!("journal: {e}"));
+                self.active.set(false);
+                self.progress.notify(usize::MAX);
+                return;
+            }
+            self.rounds.set(self.rounds.get() + 1);
+            self.durable_round.set(round);
+            self.progress.notify(usize::MAX);
+        }
+    }
+
+    /// Writes `submissions` as records (as many as the quarter size needs), then fdatasyncs.
+    async fn write_round(&self, submissions: Vec<Submission>) -> Result<(), String> {
+        let max = usize::try_from(self.quarter_bytes.get()).expect("a quarter fits in memory");
+        let mut record: Vec<Submission> = Vec::new();
+        let mut record_bytes = RECORD_HEADER_BYTES;
+        for submission in submissions {
+            let len = submission.encoded_len();
+            if !record.is_empty() && record_bytes + len > max {
+                self.write_record(std::mem::take(&mut record), record_bytes).await?;
+                record_bytes = RECORD_HEADER_BYTES;
+            }
+            record_bytes += len;
+            record.push(submission);
+        }
+        self.write_record(record, record_bytes).await?;
+        self.file().sync().await.map_err(|e| e.to_string())
+    }
+
+    async fn write_record(&self, entries: Vec<Submission>, len: usize) -> Result<(), String> {
+        let padded = usize::try_from(align_up(len as u64)).expect("a record fits in memory");
+        let (position, sequence) = self.place(padded as u64).await?;
+        self.file()
+            .write_with(position, padded, |buf| encode_record(buf, sequence, &entries, len))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Where a record of `len` bytes goes and its sequence number: after the last one, or at
+    /// the start of the next quarter (starting a checkpoint of the one left, and waiting for
+    /// the one that lets the next quarter be overwritten).
+    async fn place(&self, len: u64) -> Result<(u64, u64), String> {
+        let quarter_bytes = self.quarter_bytes.get();
+        let (left, entering) = {
+            let ring = self.ring.borrow();
+            let ring = ring.as_ref().expect("a running journal has a ring");
+            let quarter = ring.position / quarter_bytes;
+            if ring.position + len <= (quarter + 1) * quarter_bytes {
+                (None, None)
+            } else {
+                (Some(quarter), Some((quarter + 1) % QUARTERS))
+            }
+        };
+        if let (Some(left), Some(entering)) = (left, entering) {
+            let checkpoint = self.start_checkpoint();
+            let waited = {
+                let mut ring = self.ring.borrow_mut();
+                let ring = ring.as_mut().expect("a running journal has a ring");
+                ring.checkpoints[usize::try_from(left).expect("small")] = Some(checkpoint);
+                ring.checkpoints[usize::try_from(entering).expect("small")].take()
+            };
+            if let Some(waited) = waited {
+                waited.await?;
+            }
+            let mut ring = self.ring.borrow_mut();
+            let ring = ring.as_mut().expect("a running journal has a ring");
+            ring.position = entering * quarter_bytes;
+        }
+        let mut ring = self.ring.borrow_mut();
+        let ring = ring.as_mut().expect("a running journal has a ring");
+        let position = ring.position;
+        ring.position += len;
+        let sequence = ring.next_sequence;
+        ring.next_sequence += 1;
+        Ok((position, sequence))
+    }
+
+    /// Every partition that journaled since the last checkpoint fdatasyncs its segment.
+    fn start_checkpoint(&self) -> Task<Result<(), String>> {
+        self.checkpoints_started.set(self.checkpoints_started.get() + 1);
+        let logs: Vec<Rc<PartitionLog>> = std::mem::take(&mut *self.dirty.borrow_mut())
+            .into_iter()
+            .filter_map(|log| log.upgrade())
+            .inspect(|log| log.journal_dirty.set(false))
+            .collect();
+        spawn_local(async move {
+            let syncs: Vec<Task<Result<(), String>>> =
+                logs.into_iter().map(|log| spawn_local(async move { log.sync_segment().await })).collect();
+            for sync in syncs {
+                sync.await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn align_up(n: u64) -> u64 {
+    n.div_ceil(PAGE_BYTES) * PAGE_BYTES
+}
+
+/// Encodes a record into `buf` (zero padded after `len` bytes).
+fn encode_record(buf: &mut [u8], sequence: u64, entries: &[Submission], len: usize) {
+    let (header, mut body) = buf.split_at_mut(RECORD_HEADER_BYTES);
+    let payload_len = len - RECORD_HEADER_BYTES;
+    for entry in entries {
+        body.put_slice(&entry.key);
+        let batches_len: usize = entry.batches.iter().map(Bytes::len).sum();
+        body.put_u32(u32::try_from(batches_len).expect("an entry fits in a quarter"));
+        for batch in &entry.batches {
+            body.put_slice(batch);
+        }
+    }
+    body.fill(0);
+    let mut h = &mut header[8..];
+    h.put_u64(sequence);
+    h.put_u32(u32::try_from(payload_len).expect("a record fits in a quarter"));
+    h.put_u32(u32::try_from(entries.len()).expect("a record's entries fit u32"));
+    let crc = crc32c::crc32c(&buf[8..len]);
+    buf[..4].copy_from_slice(MAGIC);
+    buf[4..8].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A valid record's sequence number and payload, if one starts at `page`.
+fn decode_record(page: &[u8]) -> Option<(u64, Bytes, usize)> {
+    if page.len() < RECORD_HEADER_BYTES || &page[..4] != MAGIC {
+        return None;
+    }
+    let crc = u32::from_be_bytes(page[4..8].try_into().ok()?);
+    let mut h = &page[8..RECORD_HEADER_BYTES];
+    let sequence = h.get_u64();
+    let payload_len = usize::try_from(h.get_u32()).ok()?;
+    let len = RECORD_HEADER_BYTES.checked_add(payload_len)?;
+    if len > page.len() || crc32c::crc32c(&page[8..len]) != crc {
+        return None;
+    }
+    Some((sequence, Bytes::copy_from_slice(&page[RECORD_HEADER_BYTES..len]), len))
+}
+
+/// A record payload's entries; a malformed entry ends them (its record's CRC held, so this
+/// only happens with a format this build does not know).
+fn decode_entries(payload: &Bytes) -> Vec<(JournalKey, Bytes)> {
+    let mut entries = Vec::new();
+    let mut rest = payload.clone();
+    while rest.len() >= 16 + 4 + 2 {
+        let topic_id = Uuid::from_slice(&rest[..16]).expect("16 bytes");
+        rest.advance(16);
+        let partition = rest.get_i32();
+        let name_len = usize::from(rest.get_u16());
+        if rest.len() < name_len + 4 {
+            break;
+        }
+        let Ok(topic) = String::from_utf8(rest[..name_len].to_vec()) else { break };
+        rest.advance(name_len);
+        let len = usize::try_from(rest.get_u32()).unwrap_or(usize::MAX);
+        if rest.len() < len {
+            break;
+        }
+        let bytes = rest.split_to(len);
+        if bytes.is_empty() && rest.iter().all(|b| *b == 0) {
+            break;
+        }
+        entries.push((JournalKey { topic, partition, topic_id }, bytes));
+    }
+    entries
+}
+
+/// The payloads of the records to replay from a journal file: the longest run of consecutive
+/// sequence numbers ending at the newest valid record. Rounds are written one after another,
+/// each fdatasync'ed before the next, so only the newest can be torn; older records outside
+/// the run were overwritten in part, and a checkpoint made them durable in their segments.
+fn records_to_replay(file: &[u8]) -> Vec<Bytes> {
+    let mut found: Vec<(u64, Bytes)> = Vec::new();
+    let page = usize::try_from(PAGE_BYTES).expect("small");
+    let mut at = 0;
+    while at < file.len() {
+        match decode_record(&file[at..]) {
+            Some((sequence, payload, len)) => {
+                found.push((sequence, payload));
+                at += len.div_ceil(page) * page;
+            }
+            None => at += page,
+        }
+    }
+    found.sort_by_key(|(sequence, _)| *sequence);
+    let mut start = found.len();
+    while start > 0 && (start == found.len() || found[start - 1].0 + 1 == found[start].0) {
+        start -= 1;
+    }
+    found.drain(start..).map(|(_, payload)| payload).collect()
+}
+
+async fn read_records(path: &Path) -> Result<Vec<Bytes>, IoError> {
+    let reader = FileReader::open(path, IoMode::Direct).await?;
+    let size = usize::try_from(reader.size().await?).unwrap_or(usize::MAX);
+    let mut file = Vec::with_capacity(size);
+    while file.len() < size {
+        let chunk = reader.read_at(file.len() as u64, REPLAY_READ_BYTES.min(size - file.len())).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        file.extend_from_slice(&chunk);
+    }
+    Ok(records_to_replay(&file))
+}
+
+struct JournalFile {
+    path: PathBuf,
+    generation: u64,
+    shard: usize,
+}
+
+/// The journal files in `dir` (none when it does not exist), named `<generation>-<shard>.journal`.
+async fn journal_files(dir: &Path) -> Result<Vec<JournalFile>, IoError> {
+    fs::create_dir_all(dir).await?;
+    let mut files = Vec::new();
+    for path in fs::list_dir(dir).await? {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".journal")) else {
+            continue;
+        };
+        let Some((generation, shard)) = name.split_once('-') else { continue };
+        if let (Ok(generation), Ok(shard)) = (generation.parse(), shard.parse()) {
+            files.push(JournalFile { path: path.clone(), generation, shard });
+        }
+    }
+    files.sort_by_key(|f| (f.generation, f.shard));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(sequence: u64, entries: &[Submission]) -> Vec<u8> {
+        let len = RECORD_HEADER_BYTES + entries.iter().map(Submission::encoded_len).sum::<usize>();
+        let mut buf = vec![0u8; usize::try_from(align_up(len as u64)).unwrap()];
+        encode_record(&mut buf, sequence, entries, len);
+        buf
+    }
+
+    fn key(topic: &str, partition: i32) -> JournalKey {
+        JournalKey { topic: topic.to_owned(), partition, topic_id: Uuid::from_u128(7) }
+    }
+
+    fn submission(topic: &str, partition: i32, fill: u8, len: usize) -> Submission {
+        Submission { key: key(topic, partition).encode(), batches: vec![Bytes::from(vec![fill; len]), Bytes::from(vec![fill; 3])] }
+    }
+
+    #[test]
+    fn records_round_trip_with_their_entries() {
+        let file = record(1, &[submission("a", 0, 1, 10), submission("b", 3, 2, 5000)]);
+        let records = records_to_replay(&file);
+        assert_eq!(records.len(), 1);
+        let entries = decode_entries(&records[0]);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, key("a", 0));
+        assert_eq!(entries[0].1.len(), 13);
+        assert_eq!(entries[1].0, key("b", 3));
+        assert!(entries[1].1[..5000].iter().all(|b| *b == 2));
+    }
+
+    #[test]
+    fn replay_takes_the_consecutive_run_ending_at_the_newest_record() {
+        // A wrapped ring: 7 and 8 at the start, 4 (older, partly overwritten run) after them,
+        // a torn 9 (bad crc) at the end.
+        let mut file = Vec::new();
+        for (i, sequence) in [7u64, 8, 4].iter().enumerate() {
+            file.extend(record(*sequence, &[submission("t", i32::try_from(i).unwrap(), 1, 100)]));
+        }
+        let mut torn = record(9, &[submission("t", 9, 1, 100)]);
+        torn[RECORD_HEADER_BYTES + 2] ^= 0xff;
+        file.extend(torn);
+        let records = records_to_replay(&file);
+        let partitions: Vec<i32> = records.iter().map(|r| decode_entries(r)[0].0.partition).collect();
+        assert_eq!(partitions, vec![0, 1], "7 and 8 only: 4 is not part of the run, 9 is torn");
+    }
+
+    #[test]
+    fn a_zeroed_or_garbage_file_replays_nothing() {
+        assert!(records_to_replay(&vec![0u8; 64 << 10]).is_empty());
+        let garbage: Vec<u8> = (0..65536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        assert!(records_to_replay(&garbage).is_empty());
+    }
+}

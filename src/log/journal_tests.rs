@@ -1,0 +1,155 @@
+//! The shard journal against real files: strict appends acknowledged through it survive a
+//! power loss that keeps only what was fdatasync'ed, by replay, across its wraps.
+
+#![allow(clippy::unwrap_used)] // inside executor closures, which clippy does not see as tests
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use strand_io::faults;
+use uuid::Uuid;
+
+use super::tests::{append, files, read_all, run, shared, CONFIG};
+use super::*;
+
+/// One segment for everything: only the journal's checkpoints fdatasync it.
+const BIG_SEGMENTS: LogConfig = LogConfig { segment_bytes: 256 << 20, preallocate_bytes: 1 << 20, ..CONFIG };
+const JOURNAL_BYTES: u64 = 4 << 20;
+
+fn key(partition: i32) -> JournalKey {
+    JournalKey { topic: "t".to_owned(), partition, topic_id: Uuid::from_u128(42) }
+}
+
+/// Log resources whose journal has read `data`'s earlier journal files and runs.
+async fn journaled(data: &Path) -> LogShared {
+    let journal = Rc::new(Journal::new(data, JOURNAL_BYTES));
+    journal.load(0, 1, |_, _| true).await.unwrap();
+    LogShared { journal, ..shared() }
+}
+
+async fn start(shared: &LogShared) {
+    shared.journal.drop_replay();
+    shared.journal.start(0).await.unwrap();
+}
+
+/// Power loss: each partition's segment keeps only what was fdatasync'ed (`synced`).
+fn lose_power(dirs: &[PathBuf], synced: &[u64]) {
+    for (dir, synced) in dirs.iter().zip(synced) {
+        let segment = files(dir, "log").pop().unwrap();
+        std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(*synced).unwrap();
+    }
+}
+
+/// Appends `batches` batches of `records` to each log, round robin; answers what each acked.
+async fn fill(logs: &[Rc<PartitionLog>], batches: usize, records: usize) -> Vec<i64> {
+    let mut acked = vec![0; logs.len()];
+    for _ in 0..batches {
+        for (log, acked) in logs.iter().zip(acked.iter_mut()) {
+            *acked = append(log, records, 0).await.unwrap().last_offset + 1;
+        }
+    }
+    acked
+}
+
+/// Bytes of each log's segment fdatasync'ed, and in all.
+fn synced_and_written(dirs: &[PathBuf]) -> (Vec<u64>, Vec<u64>) {
+    dirs.iter()
+        .map(|dir| {
+            let segment = files(dir, "log").pop().unwrap();
+            (faults::synced_len(&segment).unwrap_or(0), std::fs::metadata(&segment).unwrap().len())
+        })
+        .unzip()
+}
+
+fn recovered(data: PathBuf, dirs: Vec<PathBuf>) -> Vec<Vec<i64>> {
+    run(move || async move {
+        let shared = journaled(&data).await;
+        let mut offsets = Vec::new();
+        for (i, dir) in dirs.iter().enumerate() {
+            let log = PartitionLog::open(dir, BIG_SEGMENTS, &shared, Some(&key(i32::try_from(i).unwrap()))).await.unwrap();
+            offsets.push(read_all(&log).await);
+        }
+        offsets
+    })
+}
+
+#[test]
+fn appends_acknowledged_through_the_journal_survive_power_loss_by_replay() {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().to_owned();
+    let dirs = vec![root.join("t-0"), root.join("t-1")];
+    let (d, r) = (dirs.clone(), root.clone());
+    let (acked, synced, written, rounds) = run(move || async move {
+        let shared = journaled(&r).await;
+        let mut logs = Vec::new();
+        for (i, dir) in d.iter().enumerate() {
+            logs.push(PartitionLog::open(dir, BIG_SEGMENTS, &shared, Some(&key(i32::try_from(i).unwrap()))).await.unwrap());
+        }
+        start(&shared).await;
+        let acked = fill(&logs, 20, 50).await;
+        let (synced, written) = synced_and_written(&d);
+        (acked, synced, written, shared.journal.stats().0)
+    });
+    assert!(rounds >= 40, "every append went through the journal ({rounds} rounds)");
+    for (synced, written) in synced.iter().zip(&written) {
+        assert!(synced < written, "the segment was not fdatasync'ed on the ack path ({synced} of {written})");
+    }
+    lose_power(&dirs, &synced);
+    let offsets = recovered(root, dirs);
+    for (offsets, acked) in offsets.iter().zip(&acked) {
+        assert_eq!(offsets, &(0..*acked).collect::<Vec<i64>>());
+    }
+}
+
+#[test]
+fn the_journal_wraps_only_after_its_records_are_durable_in_their_segments() {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().to_owned();
+    let dirs = vec![root.join("t-0"), root.join("t-1")];
+    let (d, r) = (dirs.clone(), root.clone());
+    let (acked, synced, checkpoints) = run(move || async move {
+        let shared = journaled(&r).await;
+        let mut logs = Vec::new();
+        for (i, dir) in d.iter().enumerate() {
+            logs.push(PartitionLog::open(dir, BIG_SEGMENTS, &shared, Some(&key(i32::try_from(i).unwrap()))).await.unwrap());
+        }
+        start(&shared).await;
+        // About 12 MiB through a 4 MiB journal: three wraps.
+        let acked = fill(&logs, 100, 2000).await;
+        let (synced, _) = synced_and_written(&d);
+        (acked, synced, shared.journal.stats().1)
+    });
+    assert!(checkpoints >= 8, "the journal left a quarter at least 8 times ({checkpoints})");
+    assert!(synced.iter().all(|s| *s > 0), "checkpoints fdatasync'ed the segments: {synced:?}");
+    lose_power(&dirs, &synced);
+    let offsets = recovered(root, dirs);
+    for (offsets, acked) in offsets.iter().zip(&acked) {
+        assert_eq!(offsets.len(), usize::try_from(*acked).unwrap());
+        assert_eq!(offsets, &(0..*acked).collect::<Vec<i64>>());
+    }
+}
+
+#[test]
+fn a_recreated_topic_does_not_take_the_old_ones_entries() {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().to_owned();
+    let dir = root.join("t-0");
+    let (d, r) = (dir.clone(), root.clone());
+    let synced = run(move || async move {
+        let shared = journaled(&r).await;
+        let log = PartitionLog::open(&d, BIG_SEGMENTS, &shared, Some(&key(0))).await.unwrap();
+        start(&shared).await;
+        fill(&[log], 5, 10).await;
+        synced_and_written(&[d]).0
+    });
+    // The topic was deleted and created again under the same name before the restart.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let offsets = run(move || async move {
+        let shared = journaled(&root).await;
+        let other = JournalKey { topic_id: Uuid::from_u128(43), ..key(0) };
+        let log = PartitionLog::open(&dir, BIG_SEGMENTS, &shared, Some(&other)).await.unwrap();
+        read_all(&log).await
+    });
+    assert_eq!(synced, vec![0], "nothing of the old topic reached its segment durably");
+    assert!(offsets.is_empty(), "the new topic starts empty: {offsets:?}");
+}
