@@ -64,7 +64,15 @@ echo "==> client tests (pytest tests/clients)"
 # enough.
 echo "==> client tests again with log.io.mode = buffered"
 buffered_config="$(mktemp)"
-trap 'rm -f "$buffered_config"' EXIT
+journal_config="$(mktemp)"
+trap 'rm -f "$buffered_config" "$journal_config"' EXIT
 echo 'log.io.mode = "buffered"' > "$buffered_config"
 STRAND_CONFIG="$buffered_config" "$VENV/bin/python" -m pytest tests/clients -q -p no:cacheprovider \
+    --deselect tests/clients/test_cli.py "$@"
+
+# The shard journal changes when a strict append is durable and adds a replay to every start:
+# the same tests, crash tests included, with it on.
+echo "==> client tests again with shard.journal.bytes = 16777216"
+echo 'shard.journal.bytes = 16777216' > "$journal_config"
+STRAND_CONFIG="$journal_config" "$VENV/bin/python" -m pytest tests/clients -q -p no:cacheprovider \
     --deselect tests/clients/test_cli.py "$@"

@@ -302,6 +302,15 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_journal_is_none_or_big_enough_for_a_round_per_quarter() {
+        assert_eq!(BrokerConfig::load("", Props::default()).unwrap().shard_journal_bytes, 0);
+        let config = BrokerConfig::load("shard.journal.bytes = 67108864", Props::default()).unwrap();
+        assert_eq!(config.shard_journal_bytes, 64 << 20);
+        let err = BrokerConfig::load("shard.journal.bytes = 65536", Props::default()).unwrap_err();
+        assert!(err.to_string().starts_with("config key 'shard.journal.bytes'"), "{err}");
+    }
+
+    #[test]
     fn advertised_listener_accepts_host_names() {
         let file = "advertised.listeners = \"broker-1.example:19092\"";
         let config = BrokerConfig::load(file, Props::default()).unwrap();

@@ -162,14 +162,16 @@ impl AppendFile {
 
     /// fdatasync: everything appended before this call is durable when it returns.
     pub async fn sync(&self) -> Result<()> {
-        faults::check(FaultOp::Sync, &self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-        let result = match &self.backend {
-            WriteBackend::Direct { file, .. } => file.fdatasync().await,
-            WriteBackend::Buffered { file } => file.fdatasync().await,
+        self.syncer().fdatasync(self.len, true).await
+    }
+
+    /// A handle that fdatasyncs this file without its writer (the shard journal's checkpoints).
+    pub fn syncer(&self) -> FileSyncer {
+        let backend = match &self.backend {
+            WriteBackend::Direct { file, .. } => ReadBackend::Direct(Rc::clone(file)),
+            WriteBackend::Buffered { file } => ReadBackend::Buffered(Rc::clone(file)),
         };
-        result.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-        faults::record_sync(&self.path, self.len);
-        Ok(())
+        FileSyncer { backend, path: self.path.clone() }
     }
 
     /// Cuts padding and reserved space so the file's size is its logical length (done when a
@@ -187,6 +189,32 @@ impl AppendFile {
     pub async fn close(mut self) -> Result<()> {
         self.truncate_to_len().await?;
         self.sync().await
+    }
+}
+
+/// fdatasyncs a file its [`AppendFile`] writes; the file stays open while a handle is held.
+#[derive(Clone)]
+pub struct FileSyncer {
+    backend: ReadBackend,
+    path: PathBuf,
+}
+
+impl FileSyncer {
+    /// fdatasync: every append completed before this call is durable when it returns; `len`
+    /// is the file's length then (the fault seam records it).
+    pub async fn sync(&self, len: u64) -> Result<()> {
+        self.fdatasync(len, false).await
+    }
+
+    async fn fdatasync(&self, len: u64, exact: bool) -> Result<()> {
+        faults::check(FaultOp::Sync, &self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
+        let result = match &self.backend {
+            ReadBackend::Direct(file) => file.fdatasync().await,
+            ReadBackend::Buffered(file) => file.fdatasync().await,
+        };
+        result.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
+        faults::record_sync(&self.path, len, exact);
+        Ok(())
     }
 }
 

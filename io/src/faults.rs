@@ -127,9 +127,13 @@ mod enabled {
         })
     }
 
-    pub(crate) fn record_sync(path: &Path, len: u64) {
+    /// Records that `len` bytes of `path` are durable: exactly (its writer's fdatasync), or at
+    /// least (a [`crate::FileSyncer`]'s, which may finish after a later one of the writer).
+    pub(crate) fn record_sync(path: &Path, len: u64, exact: bool) {
         STATE.with(|s| {
-            s.borrow_mut().synced_len.insert(path.to_owned(), len);
+            let mut state = s.borrow_mut();
+            let entry = state.synced_len.entry(path.to_owned()).or_insert(len);
+            *entry = if exact { len } else { (*entry).max(len) };
         });
     }
 
@@ -183,7 +187,7 @@ mod disabled {
     }
 
     #[inline(always)]
-    pub(crate) fn record_sync(_path: &Path, _len: u64) {}
+    pub(crate) fn record_sync(_path: &Path, _len: u64, _exact: bool) {}
 }
 
 #[cfg(not(feature = "fault-injection"))]

@@ -11,20 +11,28 @@
 //! and then only overwritten, so its fdatasync has no metadata to write) and fdatasyncs once.
 //!
 //! Reuse: the ring is four quarters; a record never spans two. When the journal leaves a
-//! quarter it starts a checkpoint: every partition that journaled since the last one
-//! fdatasyncs its segment (and persists its index entries). It enters a quarter only once the
-//! checkpoint started when it last left that quarter is done, so a record is overwritten only
-//! after its batches are durable in their segment. A checkpoint has three quarters of the
-//! journal's time to finish. A failed checkpoint or journal write fails the journal: every
-//! partition writing through it goes offline, as after a failed fdatasync.
+//! quarter it starts a checkpoint: the active segment of every partition that journaled since
+//! the last one is fdatasync'ed, one after another, through a second handle on the file and not
+//! by its writer (which may itself be waiting for the journal: asking it would deadlock); the
+//! writer persists index entries at its own fdatasyncs (roll, close). The journal enters a
+//! quarter only once the checkpoint started when it last left that quarter is done, so a
+//! record is overwritten only after its batches are durable in their segment. A checkpoint has
+//! three quarters of the journal's time to finish. A failed checkpoint or journal write fails
+//! the journal: the partitions of the round in flight go offline (nothing of it is
+//! acknowledged), and the journal is out of use until the restart, so the other partitions
+//! fdatasync their own segments again (which covers what they journaled), and its records stay
+//! for the replay.
 //!
 //! Record (page aligned): magic `SJNL`, crc32c of everything after the crc, sequence number
 //! (consecutive), payload length, entry count, then entries: topic id (16 bytes), partition
 //! (i32), topic name (u16 length + bytes), batches (u32 length + the stored batches).
 //!
+//! On the bench VM it measured slower end to end than an fdatasync per partition, so it is off
+//! by default (docs/benchmarks.md, *Levers measured*).
+//!
 //! Files: `<log.dirs>/journal/<generation>-<shard>.journal`. Each start is a new generation
 //! (one more than any file found). Before serving, every shard reads the journal files of
-//! earlier generations ([`JournalReplay`]), keeps the entries of the partitions it owns, and
+//! earlier generations ([`Journal::load`]), keeps the entries of the partitions it owns, and
 //! each partition, after its own recovery, appends those batches past its recovered end and
 //! fdatasyncs them. Once every shard has, shard 0 deletes the earlier generations.
 
@@ -91,6 +99,8 @@ impl Submission {
 /// Where the next record goes.
 struct Ring {
     file: Rc<RingFile>,
+    /// The quarter being written, and where in the file the last record ended.
+    quarter: u64,
     position: u64,
     next_sequence: u64,
     /// Per quarter: the checkpoint started when the journal last left it.
@@ -221,6 +231,7 @@ impl Journal {
         self.quarter_bytes.set(file.size() / QUARTERS / PAGE_BYTES * PAGE_BYTES);
         *self.ring.borrow_mut() = Some(Ring {
             file: Rc::new(file),
+            quarter: 0,
             position: 0,
             next_sequence: 1,
             checkpoints: (0..QUARTERS).map(|_| None).collect(),
@@ -340,36 +351,28 @@ impl Journal {
     /// the start of the next quarter (starting a checkpoint of the one left, and waiting for
     /// the one that lets the next quarter be overwritten).
     async fn place(&self, len: u64) -> Result<(u64, u64), String> {
-        let quarter_bytes = self.quarter_bytes.get();
-        let (left, entering) = {
+        let (position, quarter) = {
             let ring = self.ring.borrow();
             let ring = ring.as_ref().expect("a running journal has a ring");
-            let quarter = ring.position / quarter_bytes;
-            if ring.position + len <= (quarter + 1) * quarter_bytes {
-                (None, None)
-            } else {
-                (Some(quarter), Some((quarter + 1) % QUARTERS))
-            }
+            (ring.position, ring.quarter)
         };
-        if let (Some(left), Some(entering)) = (left, entering) {
+        let (position, entering) = placement(position, quarter, len, self.quarter_bytes.get());
+        if let Some(entering) = entering {
             let checkpoint = self.start_checkpoint();
             let waited = {
                 let mut ring = self.ring.borrow_mut();
                 let ring = ring.as_mut().expect("a running journal has a ring");
-                ring.checkpoints[usize::try_from(left).expect("small")] = Some(checkpoint);
+                ring.checkpoints[usize::try_from(quarter).expect("small")] = Some(checkpoint);
+                ring.quarter = entering;
                 ring.checkpoints[usize::try_from(entering).expect("small")].take()
             };
             if let Some(waited) = waited {
                 waited.await?;
             }
-            let mut ring = self.ring.borrow_mut();
-            let ring = ring.as_mut().expect("a running journal has a ring");
-            ring.position = entering * quarter_bytes;
         }
         let mut ring = self.ring.borrow_mut();
         let ring = ring.as_mut().expect("a running journal has a ring");
-        let position = ring.position;
-        ring.position += len;
+        ring.position = position + len;
         let sequence = ring.next_sequence;
         ring.next_sequence += 1;
         Ok((position, sequence))
@@ -384,13 +387,22 @@ impl Journal {
             .inspect(|log| log.journal_dirty.set(false))
             .collect();
         spawn_local(async move {
-            let syncs: Vec<Task<Result<(), String>>> =
-                logs.into_iter().map(|log| spawn_local(async move { log.sync_segment().await })).collect();
-            for sync in syncs {
-                sync.await?;
+            for log in logs {
+                log.sync_segment().await?;
             }
             Ok(())
         })
+    }
+}
+
+/// Where a record of `len` bytes goes when the last one ended at `position` in `quarter`: right
+/// there if it fits in the quarter, else at the start of the next quarter, which it enters.
+fn placement(position: u64, quarter: u64, len: u64, quarter_bytes: u64) -> (u64, Option<u64>) {
+    if position + len <= (quarter + 1) * quarter_bytes {
+        (position, None)
+    } else {
+        let next = (quarter + 1) % QUARTERS;
+        (next * quarter_bytes, Some(next))
     }
 }
 
@@ -572,6 +584,19 @@ mod tests {
         let records = records_to_replay(&file);
         let partitions: Vec<i32> = records.iter().map(|r| decode_entries(r)[0].0.partition).collect();
         assert_eq!(partitions, vec![0, 1], "7 and 8 only: 4 is not part of the run, 9 is torn");
+    }
+
+    #[test]
+    fn a_record_goes_after_the_last_one_or_into_the_next_quarter_whole() {
+        const Q: u64 = 1 << 20;
+        assert_eq!(placement(0, 0, Q, Q), (0, None), "a record may fill a quarter");
+        assert_eq!(placement(Q - 4096, 0, 4096, Q), (Q - 4096, None));
+        assert_eq!(placement(Q - 4096, 0, 8192, Q), (Q, Some(1)), "records never span quarters");
+        // A quarter filled to its last byte: the next record enters the next quarter (the
+        // position alone would say it is already in it).
+        assert_eq!(placement(2 * Q, 1, 4096, Q), (2 * Q, Some(2)));
+        assert_eq!(placement(4 * Q, 3, 4096, Q), (0, Some(0)), "the last quarter wraps to the first");
+        assert_eq!(placement(3 * Q + 8192, 3, Q, Q), (0, Some(0)));
     }
 
     #[test]

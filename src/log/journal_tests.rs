@@ -27,9 +27,16 @@ async fn journaled(data: &Path) -> LogShared {
     LogShared { journal, ..shared() }
 }
 
-async fn start(shared: &LogShared) {
+/// One log per dir (partition i of topic "t"), then the journal started, as a shard does.
+async fn open_journaled(data: &Path, dirs: &[PathBuf]) -> (LogShared, Vec<Rc<PartitionLog>>) {
+    let shared = journaled(data).await;
+    let mut logs = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        logs.push(PartitionLog::open(dir, BIG_SEGMENTS, &shared, Some(&key(i32::try_from(i).unwrap()))).await.unwrap());
+    }
     shared.journal.drop_replay();
     shared.journal.start(0).await.unwrap();
+    (shared, logs)
 }
 
 /// Power loss: each partition's segment keeps only what was fdatasync'ed (`synced`).
@@ -80,12 +87,7 @@ fn appends_acknowledged_through_the_journal_survive_power_loss_by_replay() {
     let dirs = vec![root.join("t-0"), root.join("t-1")];
     let (d, r) = (dirs.clone(), root.clone());
     let (acked, synced, written, rounds) = run(move || async move {
-        let shared = journaled(&r).await;
-        let mut logs = Vec::new();
-        for (i, dir) in d.iter().enumerate() {
-            logs.push(PartitionLog::open(dir, BIG_SEGMENTS, &shared, Some(&key(i32::try_from(i).unwrap()))).await.unwrap());
-        }
-        start(&shared).await;
+        let (shared, logs) = open_journaled(&r, &d).await;
         let acked = fill(&logs, 20, 50).await;
         let (synced, written) = synced_and_written(&d);
         (acked, synced, written, shared.journal.stats().0)
@@ -108,12 +110,7 @@ fn the_journal_wraps_only_after_its_records_are_durable_in_their_segments() {
     let dirs = vec![root.join("t-0"), root.join("t-1")];
     let (d, r) = (dirs.clone(), root.clone());
     let (acked, synced, checkpoints) = run(move || async move {
-        let shared = journaled(&r).await;
-        let mut logs = Vec::new();
-        for (i, dir) in d.iter().enumerate() {
-            logs.push(PartitionLog::open(dir, BIG_SEGMENTS, &shared, Some(&key(i32::try_from(i).unwrap()))).await.unwrap());
-        }
-        start(&shared).await;
+        let (shared, logs) = open_journaled(&r, &d).await;
         // About 12 MiB through a 4 MiB journal: three wraps.
         let acked = fill(&logs, 100, 2000).await;
         let (synced, _) = synced_and_written(&d);
@@ -136,10 +133,8 @@ fn a_recreated_topic_does_not_take_the_old_ones_entries() {
     let dir = root.join("t-0");
     let (d, r) = (dir.clone(), root.clone());
     let synced = run(move || async move {
-        let shared = journaled(&r).await;
-        let log = PartitionLog::open(&d, BIG_SEGMENTS, &shared, Some(&key(0))).await.unwrap();
-        start(&shared).await;
-        fill(&[log], 5, 10).await;
+        let (_shared, logs) = open_journaled(&r, std::slice::from_ref(&d)).await;
+        fill(&logs, 5, 10).await;
         synced_and_written(&[d]).0
     });
     // The topic was deleted and created again under the same name before the restart.

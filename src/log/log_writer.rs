@@ -4,8 +4,8 @@
 //! (rolling the segment when a batch would pass segment.bytes or the segment is older than
 //! segment.ms), then applies the flush policy: strict mode fdatasyncs and only then moves the
 //! high watermark (acks and parked fetches wake), or, when the shard journal runs and takes the
-//! round, has the journal make the batches durable instead and fdatasyncs the segment when the
-//! journal asks (`sync_segment`); relaxed mode moves it after the write and fdatasyncs once
+//! round, has the journal make the batches durable instead (the journal fdatasyncs the segment
+//! itself before reusing its records, `sync_segment`); relaxed mode moves it after the write and fdatasyncs once
 //! flush.messages messages are written or flush.ms has passed. After every fdatasync of the
 //! segment the new index entries are appended to the index files (not synced: recovery checks
 //! them), so an index entry only ever points at data durable in its segment.
@@ -44,28 +44,16 @@ impl PartitionLog {
             Ok(()) => self.close_files(writer).await,
             Err(e) => Err(e),
         };
-        match result {
-            // Closed: everything written is durable in the segment.
-            Ok(()) => self.syncs_done.set(u64::MAX),
-            Err(e) => {
-                error!(dir = %self.dir.display(), error = %e, "partition log failed: going offline");
-                self.state.borrow_mut().failure = Some(e.to_string());
-                self.tail.clear();
-            }
+        if let Err(e) = result {
+            error!(dir = %self.dir.display(), error = %e, "partition log failed: going offline");
+            self.state.borrow_mut().failure = Some(e.to_string());
+            self.tail.clear();
+            self.progress.notify(usize::MAX);
         }
-        self.progress.notify(usize::MAX);
     }
 
     async fn write_until_closed(self: Rc<Self>, writer: &mut Writer) -> Result<(), IoError> {
         loop {
-            // The journal waits on these before it overwrites records: they go first.
-            let sync_requests = self.sync_requests.get();
-            if sync_requests > self.syncs_done.get() {
-                self.sync(writer).await?;
-                self.syncs_done.set(sync_requests);
-                self.progress.notify(usize::MAX);
-                continue;
-            }
             if let Some(batches) = self.take_pending() {
                 match self.write_batches(writer, &batches).await {
                     Ok(()) => self.set_out_of_space(None),
@@ -96,7 +84,7 @@ impl PartitionLog {
             let listener = self.work.listen();
             let idle = {
                 let state = self.state.borrow();
-                state.pending.is_empty() && !state.closing && self.sync_requests.get() == self.syncs_done.get()
+                state.pending.is_empty() && !state.closing
             };
             if !idle {
                 continue;
@@ -298,8 +286,11 @@ impl PartitionLog {
         let next = create_active(&self.dir, base_offset, &self.config.get()).await?;
         let sealed = std::mem::replace(&mut writer.active, next);
         self.seal(sealed).await?;
-        let reader = writer.active.log.reader();
-        self.state.borrow_mut().segments.push(Segment::new(base_offset, reader));
+        {
+            let mut state = self.state.borrow_mut();
+            state.segments.push(Segment::new(base_offset, writer.active.log.reader()));
+            state.active_syncer = writer.active.log.syncer();
+        }
         self.compaction_due.set(true);
         self.snapshot_producers(base_offset).await?;
         debug!(dir = %self.dir.display(), base_offset, "rolled segment");

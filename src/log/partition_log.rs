@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use strand_config::IoMode;
-use strand_io::{fs, IoError};
+use strand_io::{fs, FileSyncer, IoError};
 use strand_shards::task::{spawn_local, Task};
 use tracing::{debug, info, warn};
 
@@ -97,6 +97,8 @@ pub(super) struct LogState {
     pub out_of_space: Option<String>,
     pub closing: bool,
     pub producers: ProducerState,
+    /// fdatasyncs the active segment's file; the writer replaces it when it rolls.
+    pub active_syncer: FileSyncer,
 }
 
 pub struct PartitionLog {
@@ -119,9 +121,6 @@ pub struct PartitionLog {
     pub(super) journal_key: Option<Bytes>,
     /// Set while the journal lists this log for its next checkpoint.
     pub(super) journal_dirty: Cell<bool>,
-    /// Segment fdatasyncs asked for ([`PartitionLog::sync_segment`]) and done by the writer.
-    pub(super) sync_requests: Cell<u64>,
-    pub(super) syncs_done: Cell<u64>,
 }
 
 /// What the logs of one shard share: the tail cache budget, the catch-up read scheduler and
@@ -164,6 +163,7 @@ impl PartitionLog {
                 out_of_space: None,
                 closing: false,
                 producers,
+                active_syncer: recovered.active.log.syncer(),
             }),
             work: Event::new(),
             progress: Event::new(),
@@ -174,8 +174,6 @@ impl PartitionLog {
             journal: Rc::clone(&shared.journal),
             journal_key: journal_key.map(JournalKey::encode),
             journal_dirty: Cell::new(false),
-            sync_requests: Cell::new(0),
-            syncs_done: Cell::new(0),
         });
         let task = spawn_local(Rc::clone(&log).run_writer(recovered.active));
         *log.writer_task.borrow_mut() = Some(task);
@@ -189,23 +187,21 @@ impl PartitionLog {
         Ok(log)
     }
 
-    /// Makes everything the writer has written durable in the segment (fdatasync, then the
-    /// index entries), and returns once it is or the log has failed. The journal asks this of
-    /// every partition it holds records of before overwriting them.
+    /// Makes everything written to the log's segments before this call durable: sealed
+    /// segments were fdatasync'ed when they rolled, so this fdatasyncs the active one, beside
+    /// the writer (which may be waiting for the journal, so it is not asked). The journal
+    /// calls this for every partition it holds records of before overwriting them. Index
+    /// entries are persisted by the writer's own fdatasyncs (at roll and close); recovery
+    /// rebuilds what is missing.
     pub(super) async fn sync_segment(&self) -> Result<(), String> {
-        let wanted = self.sync_requests.get() + 1;
-        self.sync_requests.set(wanted);
-        self.work.notify(1);
-        loop {
-            let listener = self.progress.listen();
-            if self.syncs_done.get() >= wanted {
-                return Ok(());
-            }
-            if let Some(failure) = &self.state.borrow().failure {
+        let (syncer, len) = {
+            let state = self.state.borrow();
+            if let Some(failure) = &state.failure {
                 return Err(failure.clone());
             }
-            listener.await;
-        }
+            (state.active_syncer.clone(), state.segments.last().map_or(0, |s| s.size))
+        };
+        syncer.sync(len).await.map_err(|e| e.to_string())
     }
 
     pub fn dir(&self) -> &Path {

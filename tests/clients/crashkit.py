@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import subprocess
@@ -89,6 +90,26 @@ def kill_during_startup(broker: Broker, delay_s: float) -> bool:
             proc.kill()
             proc.wait(timeout=10)
     return "strand is serving" in log_of_start(broker)
+
+
+def pass_config(extra: str = "") -> str:
+    """The config of this suite pass (the file STRAND_CONFIG names, e.g. buffered mode or the shard
+    journal) followed by ``extra``: a broker started with ``--config`` does not read STRAND_CONFIG,
+    so a test's own config must carry the pass's. A key ``extra`` sets is the test's."""
+    base = os.environ.get("STRAND_CONFIG")
+    own = {line.split("=")[0].strip() for line in extra.splitlines() if "=" in line and not line.lstrip().startswith("#")}
+    kept = [line for line in (Path(base).read_text() if base else "").splitlines()
+            if "=" not in line or line.split("=")[0].strip() not in own]
+    return "\n".join(kept) + "\n" + extra
+
+
+def pass_has_journal() -> bool:
+    """Whether this suite pass runs the broker with a shard journal (``shard.journal.bytes`` > 0)."""
+    for line in pass_config().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "shard.journal.bytes":
+            return int(value.strip()) > 0
+    return False
 
 
 @contextmanager

@@ -35,7 +35,7 @@ from conftest import (
     unique_topic,
     wait_until,
 )
-from crashkit import own_broker, wait_ready
+from crashkit import own_broker, pass_config, wait_ready
 
 ERR_KAFKA_STORAGE_ERROR = 56
 EIO = 5
@@ -53,12 +53,6 @@ def faults_bin() -> Path:
             pytest.fail(f"STRAND_FAULTS_BIN={given} is not an executable", pytrace=False)
         pytest.skip(f"no fault-injection build at {path} (scripts/test.sh builds it)")
     return path
-
-
-def run_config(extra: str = "") -> str:
-    """The config of this pass (STRAND_CONFIG, e.g. buffered mode) plus ``extra``."""
-    base = os.environ.get("STRAND_CONFIG")
-    return (Path(base).read_text() if base else "") + "\n" + extra
 
 
 def restart(broker: Broker) -> None:
@@ -135,7 +129,7 @@ def fill(path: Path) -> int:
 @pytest.mark.timeout(120)
 def test_disk_full_refuses_produce_keeps_reads_and_recovers_when_space_is_freed(strand_bin, small_fs, tmp_path,
                                                                                 request, capsys):
-    with own_broker(strand_bin, small_fs / "data", tmp_path / "broker.log", run_config(), request=request,
+    with own_broker(strand_bin, small_fs / "data", tmp_path / "broker.log", pass_config(), request=request,
                     shards=1) as broker:
         full, other = unique_topic("full"), unique_topic("other")
         create_topic(broker.bootstrap, full, 1)
@@ -235,7 +229,7 @@ def summarize(values: list[bytes], expected: list[bytes]) -> str:
 def faulty_broker(faults_bin, tmp_path, request, monkeypatch, spec: str, extra: str = ""):
     """``own_broker`` of the fault-injection build with STRAND_FAULTS=``spec``."""
     monkeypatch.setenv("STRAND_FAULTS", spec)
-    return own_broker(faults_bin, tmp_path / "data", tmp_path / "broker.log", run_config(extra), request=request)
+    return own_broker(faults_bin, tmp_path / "data", tmp_path / "broker.log", pass_config(extra), request=request)
 
 
 def restart_without_faults(broker: Broker, monkeypatch) -> None:
@@ -246,34 +240,46 @@ def restart_without_faults(broker: Broker, monkeypatch) -> None:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("op", ["write", "sync"])
+@pytest.mark.parametrize("op", ["write", "sync", "journal-sync"])
 def test_eio_on_write_or_fdatasync_takes_the_partition_offline_and_acks_nothing_unsynced(
         faults_bin, tmp_path, request, monkeypatch, op):
     topic, other = unique_topic(f"eio{op}"), unique_topic("healthy")
-    # The segment file's first 3 writes (or fdatasyncs) succeed; every later one fails.
-    with faulty_broker(faults_bin, tmp_path, request, monkeypatch,
-                       f"{op}:{topic}-0/{SEGMENT}:{EIO}:1000000:3") as broker:
+    if op == "journal-sync":
+        # Per shard: the journal's first 4 fdatasyncs succeed (its creation, then 3 rounds);
+        # every later one fails. Only the shard owning `topic` has rounds before `other` is
+        # written.
+        spec, extra = f"sync:journal/:{EIO}:1000000:4", "shard.journal.bytes = 4194304\n"
+    else:
+        # The segment file's first 3 writes (or fdatasyncs) succeed; every later one fails. Each
+        # partition fdatasyncs its own segment before an ack.
+        spec, extra = f"{op}:{topic}-0/{SEGMENT}:{EIO}:1000000:3", "shard.journal.bytes = 0\n"
+    with faulty_broker(faults_bin, tmp_path, request, monkeypatch, spec, extra=extra) as broker:
         create_topic(broker.bootstrap, topic, 1)
-        create_topic(broker.bootstrap, other, 1)
         with RawKafka(broker.bootstrap) as raw:
             codes = [produce_one(raw, topic, b"v-%d" % i)[0] for i in range(6)]
             assert codes == [0, 0, 0] + [ERR_KAFKA_STORAGE_ERROR] * 3, codes
             assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR, "an offline partition serves no reads"
-            # the other partition is unaffected
+            # Other partitions are unaffected (a failed journal is out of use: partitions on
+            # either shard fdatasync their own segments again).
+            create_topic(broker.bootstrap, other, 1)
             assert [produce_one(raw, other, b"o-%d" % i)[0] for i in range(3)] == [0, 0, 0]
             assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
-        assert "going offline" in broker.log_text()
+        log = broker.log_text()
+        assert "going offline" in log
+        assert op != "journal-sync" or "journal failed" in log
         assert_no_panic(broker)
         restart_without_faults(broker, monkeypatch)
         with RawKafka(broker.bootstrap) as raw:
             code, values = fetch_values(raw, topic)
             assert code == 0
-            # The fourth batch was never acknowledged; after a failed fdatasync it may still have
-            # reached the disk, after a failed write it cannot have.
+            # The fourth batch was never acknowledged; after a failed fdatasync (of the segment
+            # or the journal: the segment write came first) it may still have reached the disk,
+            # after a failed write it cannot have.
             assert values[:3] == [b"v-0", b"v-1", b"v-2"], values
-            possible = ([], [b"v-3"]) if op == "sync" else ([],)
+            possible = ([],) if op == "write" else ([], [b"v-3"])
             assert values[3:] in possible, values
             assert produce_one(raw, topic, b"v-after")[0] == 0, "the partition takes writes after the restart"
+            assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
         assert_no_panic(broker)
 
 

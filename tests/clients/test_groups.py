@@ -35,6 +35,7 @@ from conftest import (
     unique_topic,
     wait_until,
 )
+from crashkit import pass_config
 
 SESSION_TIMEOUT_MS = 6000
 
@@ -67,7 +68,7 @@ class GroupsBroker(Broker):
 def _module_broker(strand_bin, tmp_path_factory):
     base = tmp_path_factory.mktemp("groups")
     config = base / "strand.toml"
-    config.write_text(BROKER_CONFIG)
+    config.write_text(pass_config(BROKER_CONFIG))
     b = GroupsBroker(strand_bin, base / "data", base / "broker.log", config_path=config)
     b.start()
     yield b
