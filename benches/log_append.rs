@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
                 let key = JournalKey { topic: "bench".into(), partition: partition as i32, topic_id: Default::default() };
                 logs.push(PartitionLog::open(&dir.join(format!("bench-{partition}")), strict, &shared, Some(&key)).await.expect("open"));
             }
-            shared.journal.start(0).await.expect("journal");
+            shared.journal.start(0, 1).await.expect("journal");
             let started = Instant::now();
             let latencies = run(&logs, &batch, batches, CONCURRENT).await;
             report(label, &latencies, started.elapsed(), batches * batch.len());

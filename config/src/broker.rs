@@ -143,7 +143,7 @@ impl BrokerConfig {
             shard_catchup_reads_max: to_usize(p.take_int("shard.catchup.reads.max", 1, 1024)?),
             shard_catchup_read_chunk_bytes: to_usize(p.take_int("shard.catchup.read.chunk.bytes", 4096, 64 << 20)?),
             shard_catchup_read_bytes_per_second: to_u64(p.take_int("shard.catchup.read.bytes.per.second", 0, i64::MAX)?),
-            shard_journal_bytes: to_u64(p.take_int("shard.journal.bytes", 0, 1 << 40)?),
+            shard_journal_bytes: to_u64(p.take_int("shard.journal.bytes", 0, 1 << 30)?),
             auto_create_topics_enable: p.take_bool("auto.create.topics.enable")?,
             num_partitions: to_i32(p.take_int("num.partitions", 1, 1 << 16)?),
             message_max_bytes: to_i32(p.take_int("message.max.bytes", 0, max_i32)?),

@@ -18,26 +18,28 @@
 //! quarter only once the checkpoint started when it last left that quarter is done, so a
 //! record is overwritten only after its batches are durable in their segment. A checkpoint has
 //! three quarters of the journal's time to finish. A failed checkpoint or journal write fails
-//! the journal: the partitions of the round in flight go offline (nothing of it is
-//! acknowledged), and the journal is out of use until the restart, so the other partitions
-//! fdatasync their own segments again (which covers what they journaled), and its records stay
-//! for the replay.
+//! the journal: it is out of use until the restart, and every partition whose batches were
+//! waiting for it, and every later round, fdatasyncs its own segment instead (which also covers
+//! what it had journaled); the journal's records stay for the replay.
 //!
-//! Record (page aligned): magic `SJNL`, crc32c of everything after the crc, sequence number
-//! (consecutive), payload length, entry count, then entries: topic id (16 bytes), partition
-//! (i32), topic name (u16 length + bytes), batches (u32 length + the stored batches).
+//! File: a header page (magic `SJNF`, a random nonce, its crc32c), then the ring. Record (page
+//! aligned, one per round): magic `SJNL`, crc32c (seeded with the nonce) of everything after
+//! it, sequence number (consecutive), payload length, entry count, then entries: topic id (16
+//! bytes), partition (i32), topic name (u16 length + bytes), batches (u32 length + the stored
+//! batches).
 //!
 //! On the bench VM it measured slower end to end than an fdatasync per partition, so it is off
 //! by default (docs/benchmarks.md, *Levers measured*).
 //!
-//! Files: `<log.dirs>/journal/<generation>-<shard>.journal`. Each start is a new generation
-//! (one more than any file found). Before serving, every shard reads the journal files of
-//! earlier generations ([`Journal::load`]), keeps the entries of the partitions it owns, and
-//! each partition, after its own recovery, appends those batches past its recovered end and
-//! fdatasyncs them. Once every shard has, shard 0 deletes the earlier generations.
+//! Files: `<log.dirs>/journal/<generation>-<shard>-of-<shards>.journal`. Each start is a new
+//! generation (one more than any file found). Before serving, every shard reads the journal
+//! files of earlier generations ([`Journal::load`]), keeps the entries of the partitions it
+//! owns, and each partition, after its own recovery, appends those batches past its recovered
+//! end and fdatasyncs them. Once every partition with entries has, shard 0 deletes the earlier
+//! generations; a partition whose open failed keeps them (and its entries, for a later open).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 
@@ -86,6 +88,8 @@ type ReplayEntries = HashMap<(String, i32), Vec<(Uuid, Bytes)>>;
 
 /// Batches one partition writer hands the journal in one round.
 struct Submission {
+    /// Its place in the queue: it is durable once the journal's durable ticket reaches it.
+    ticket: u64,
     key: Bytes,
     batches: Vec<Bytes>,
 }
@@ -118,10 +122,15 @@ pub struct Journal {
     /// 0 until started.
     quarter_bytes: Cell<u64>,
     active: Cell<bool>,
-    queue: RefCell<Vec<Submission>>,
-    /// The round the queued submissions go out in, and the last round made durable.
-    open_round: Cell<u64>,
-    durable_round: Cell<u64>,
+    queue: RefCell<VecDeque<Submission>>,
+    /// The next submission's ticket, and the last ticket made durable (a round writes a prefix
+    /// of the queue).
+    next_ticket: Cell<u64>,
+    durable_ticket: Cell<u64>,
+    /// Written in the file's first page and mixed into every record's CRC, so bytes that only
+    /// look like a record (a stale one of another generation, or a producer's value that embeds
+    /// one) are never replayed.
+    nonce: Cell<u64>,
     failure: RefCell<Option<String>>,
     /// Partitions that journaled since the last checkpoint started.
     dirty: RefCell<Vec<Weak<PartitionLog>>>,
@@ -143,9 +152,10 @@ impl Journal {
             ring: RefCell::new(None),
             quarter_bytes: Cell::new(0),
             active: Cell::new(false),
-            queue: RefCell::new(Vec::new()),
-            open_round: Cell::new(1),
-            durable_round: Cell::new(0),
+            queue: RefCell::new(VecDeque::new()),
+            next_ticket: Cell::new(1),
+            durable_ticket: Cell::new(0),
+            nonce: Cell::new(0),
             failure: RefCell::new(None),
             dirty: RefCell::new(Vec::new()),
             work: Event::new(),
@@ -165,14 +175,14 @@ impl Journal {
     /// `owns` says are this shard's, for [`Journal::take_replay`]; sets this start's
     /// generation. Runs before the shard opens any partition. A shard of `shard_count` reads
     /// only its own file of a generation written by as many shards (placement is the same).
+    /// Each file is read whole: `shard.journal.bytes` is at most 1 GiB.
     pub async fn load(&self, shard: usize, shard_count: usize, owns: impl Fn(&str, i32) -> bool) -> Result<(), IoError> {
         let files = journal_files(&self.dir).await?;
         let generation = files.iter().map(|f| f.generation).max().unwrap_or(0) + 1;
         self.generation.set(generation);
         let mut replay = ReplayEntries::new();
         for file in &files {
-            let same_layout = files.iter().filter(|f| f.generation == file.generation).count() == shard_count;
-            if same_layout && file.shard != shard {
+            if file.shard_count == shard_count && file.shard != shard {
                 continue;
             }
             let records = read_records(&file.path).await?;
@@ -190,10 +200,17 @@ impl Journal {
     }
 
     /// The batch runs of earlier generations for `key`, oldest first (each a run of whole
-    /// batches as written); entries of an earlier topic of the same name are dropped.
-    pub fn take_replay(&self, key: &JournalKey) -> Vec<Bytes> {
-        let entries = self.replay.borrow_mut().remove(&(key.topic.clone(), key.partition)).unwrap_or_default();
-        entries.into_iter().filter(|(id, _)| *id == key.topic_id).map(|(_, bytes)| bytes).collect()
+    /// batches as written), without entries of an earlier topic of the same name. They stay
+    /// until [`Journal::replayed`] says they are durable in the partition's log.
+    pub fn replay_for(&self, key: &JournalKey) -> Vec<Bytes> {
+        let replay = self.replay.borrow();
+        let entries = replay.get(&(key.topic.clone(), key.partition)).map(Vec::as_slice).unwrap_or_default();
+        entries.iter().filter(|(id, _)| *id == key.topic_id).map(|(_, bytes)| bytes.clone()).collect()
+    }
+
+    /// `key`'s partition holds what [`Journal::replay_for`] gave it, durably.
+    pub fn replayed(&self, key: &JournalKey) {
+        self.replay.borrow_mut().remove(&(key.topic.clone(), key.partition));
     }
 
     /// Partitions with replay entries that were never taken (their open failed), as
@@ -204,6 +221,7 @@ impl Journal {
             .iter()
             .flat_map(|((topic, partition), entries)| {
                 let mut ids: Vec<Uuid> = entries.iter().map(|(id, _)| *id).collect();
+                ids.sort();
                 ids.dedup();
                 ids.into_iter().map(move |id| {
                     let count = entries.iter().filter(|(e, _)| *e == id).count();
@@ -213,22 +231,33 @@ impl Journal {
             .collect()
     }
 
-    /// Forgets replay entries (those of partitions that no longer exist).
-    pub fn drop_replay(&self) {
-        self.replay.borrow_mut().clear();
+    /// Keeps only the replay entries `keep` says a partition may still open with (one whose
+    /// open failed, to be retried); the others belong to partitions that no longer exist.
+    pub fn retain_replay(&self, keep: impl Fn(&str, i32, Uuid) -> bool) {
+        let mut replay = self.replay.borrow_mut();
+        for ((topic, partition), entries) in replay.iter_mut() {
+            entries.retain(|(id, _)| keep(topic, *partition, *id));
+        }
+        replay.retain(|_, entries| !entries.is_empty());
     }
 
     /// Creates this start's file (`shard`'s of this generation) and starts the journal task.
     /// With `shard.journal.bytes` 0 it does nothing.
-    pub async fn start(self: &Rc<Self>, shard: usize) -> Result<(), IoError> {
+    pub async fn start(self: &Rc<Self>, shard: usize, shard_count: usize) -> Result<(), IoError> {
         if self.bytes == 0 {
             return Ok(());
         }
         fs::create_dir_all(&self.dir).await?;
-        let path = self.dir.join(format!("{}-{shard}.journal", self.generation.get()));
+        let path = self.dir.join(format!("{}-{shard}-of-{shard_count}.journal", self.generation.get()));
         let file = RingFile::create(&path, self.bytes).await?;
+        let nonce = Uuid::new_v4().as_u64_pair().0;
+        let page = usize::try_from(PAGE_BYTES).expect("small");
+        file.write_with(0, page, |buf| encode_file_header(buf, nonce)).await?;
+        file.sync().await?;
         fs::sync_dir(&self.dir).await?;
-        self.quarter_bytes.set(file.size() / QUARTERS / PAGE_BYTES * PAGE_BYTES);
+        self.nonce.set(nonce);
+        // The ring is everything after the header page.
+        self.quarter_bytes.set((file.size() - PAGE_BYTES) / QUARTERS / PAGE_BYTES * PAGE_BYTES);
         *self.ring.borrow_mut() = Some(Ring {
             file: Rc::new(file),
             quarter: 0,
@@ -283,12 +312,12 @@ impl Journal {
         if !log.journal_dirty.replace(true) {
             self.dirty.borrow_mut().push(Rc::downgrade(log));
         }
-        let round = self.open_round.get();
-        self.queue.borrow_mut().push(Submission { key: key.clone(), batches });
+        let ticket = self.next_ticket.replace(self.next_ticket.get() + 1);
+        self.queue.borrow_mut().push_back(Submission { ticket, key: key.clone(), batches });
         self.work.notify(1);
         loop {
             let listener = self.progress.listen();
-            if self.durable_round.get() >= round {
+            if self.durable_ticket.get() >= ticket {
                 return Ok(());
             }
             if let Some(failure) = self.failure.borrow().as_ref() {
@@ -301,53 +330,58 @@ impl Journal {
     async fn run(self: Rc<Self>) {
         loop {
             let listener = self.work.listen();
-            if self.queue.borrow().is_empty() {
+            let record = self.take_record();
+            let Some(last) = record.last().map(|s| s.ticket) else {
                 listener.await;
                 continue;
-            }
-            let submissions = std::mem::take(&mut *self.queue.borrow_mut());
-            let round = self.open_round.replace(self.open_round.get() + 1);
-            if let Err(e) = self.write_round(submissions).await {
-                warn!(error = %e, "journal failed: appends through it fail");
+            };
+            let len = RECORD_HEADER_BYTES + record.iter().map(Submission::encoded_len).sum::<usize>();
+            let written = match self.write_record(record, len).await {
+                Ok(()) => self.file().sync().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                warn!(error = %e, "journal failed: its partitions fdatasync their own segments until the restart");
                 *self.failure.borrow_mut() = Some(format!("journal: {e}"));
                 self.active.set(false);
                 self.progress.notify(usize::MAX);
                 return;
             }
             self.rounds.set(self.rounds.get() + 1);
-            self.durable_round.set(round);
+            self.durable_ticket.set(last);
             self.progress.notify(usize::MAX);
         }
     }
 
-    /// Writes `submissions` as records (as many as the quarter size needs), then fdatasyncs.
-    async fn write_round(&self, submissions: Vec<Submission>) -> Result<(), String> {
+    /// The queue's head, as much of it as one record holds: a round is one record, so the
+    /// records on disk are each whole or torn, never a round half durable.
+    fn take_record(&self) -> Vec<Submission> {
         let max = usize::try_from(self.quarter_bytes.get()).expect("a quarter fits in memory");
-        let mut record: Vec<Submission> = Vec::new();
-        let mut record_bytes = RECORD_HEADER_BYTES;
-        for submission in submissions {
-            let len = submission.encoded_len();
-            if !record.is_empty() && record_bytes + len > max {
-                self.write_record(std::mem::take(&mut record), record_bytes).await?;
-                record_bytes = RECORD_HEADER_BYTES;
+        let mut queue = self.queue.borrow_mut();
+        let mut len = RECORD_HEADER_BYTES;
+        let mut count = 0;
+        for submission in queue.iter() {
+            len += submission.encoded_len();
+            if count > 0 && len > max {
+                break;
             }
-            record_bytes += len;
-            record.push(submission);
+            count += 1;
         }
-        self.write_record(record, record_bytes).await?;
-        self.file().sync().await.map_err(|e| e.to_string())
+        queue.drain(..count).collect()
     }
 
     async fn write_record(&self, entries: Vec<Submission>, len: usize) -> Result<(), String> {
         let padded = usize::try_from(align_up(len as u64)).expect("a record fits in memory");
         let (position, sequence) = self.place(padded as u64).await?;
+        let nonce = self.nonce.get();
         self.file()
-            .write_with(position, padded, |buf| encode_record(buf, sequence, &entries, len))
+            .write_with(PAGE_BYTES + position, padded, |buf| encode_record(buf, nonce, sequence, &entries, len))
             .await
             .map_err(|e| e.to_string())
     }
 
-    /// Where a record of `len` bytes goes and its sequence number: after the last one, or at
+    /// Where in the ring (after the header page) a record of `len` bytes goes, and its sequence
+    /// number: after the last one, or at
     /// the start of the next quarter (starting a checkpoint of the one left, and waiting for
     /// the one that lets the next quarter be overwritten).
     async fn place(&self, len: u64) -> Result<(u64, u64), String> {
@@ -410,8 +444,32 @@ fn align_up(n: u64) -> u64 {
     n.div_ceil(PAGE_BYTES) * PAGE_BYTES
 }
 
+const FILE_MAGIC: &[u8; 4] = b"SJNF";
+
+/// The file's first page: magic, nonce, crc32c of the nonce.
+fn encode_file_header(buf: &mut [u8], nonce: u64) {
+    buf.fill(0);
+    buf[..4].copy_from_slice(FILE_MAGIC);
+    buf[4..12].copy_from_slice(&nonce.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[4..12]);
+    buf[12..16].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The nonce of a file whose first page is `page`, if it is a journal's.
+fn decode_file_header(page: &[u8]) -> Option<u64> {
+    let nonce = page.get(4..12)?;
+    let crc = page.get(12..16)?;
+    (page.get(..4)? == FILE_MAGIC && crc32c::crc32c(nonce).to_be_bytes() == crc)
+        .then(|| u64::from_be_bytes(nonce.try_into().expect("8 bytes")))
+}
+
+/// A record's CRC: of its bytes after the CRC field, seeded with the file's nonce.
+fn record_crc(nonce: u64, bytes: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&nonce.to_be_bytes()), bytes)
+}
+
 /// Encodes a record into `buf` (zero padded after `len` bytes).
-fn encode_record(buf: &mut [u8], sequence: u64, entries: &[Submission], len: usize) {
+fn encode_record(buf: &mut [u8], nonce: u64, sequence: u64, entries: &[Submission], len: usize) {
     let (header, mut body) = buf.split_at_mut(RECORD_HEADER_BYTES);
     let payload_len = len - RECORD_HEADER_BYTES;
     for entry in entries {
@@ -427,13 +485,13 @@ fn encode_record(buf: &mut [u8], sequence: u64, entries: &[Submission], len: usi
     h.put_u64(sequence);
     h.put_u32(u32::try_from(payload_len).expect("a record fits in a quarter"));
     h.put_u32(u32::try_from(entries.len()).expect("a record's entries fit u32"));
-    let crc = crc32c::crc32c(&buf[8..len]);
+    let crc = record_crc(nonce, &buf[8..len]);
     buf[..4].copy_from_slice(MAGIC);
     buf[4..8].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// A valid record's sequence number and payload, if one starts at `page`.
-fn decode_record(page: &[u8]) -> Option<(u64, Bytes, usize)> {
+fn decode_record(page: &[u8], nonce: u64) -> Option<(u64, Bytes, usize)> {
     if page.len() < RECORD_HEADER_BYTES || &page[..4] != MAGIC {
         return None;
     }
@@ -442,7 +500,7 @@ fn decode_record(page: &[u8]) -> Option<(u64, Bytes, usize)> {
     let sequence = h.get_u64();
     let payload_len = usize::try_from(h.get_u32()).ok()?;
     let len = RECORD_HEADER_BYTES.checked_add(payload_len)?;
-    if len > page.len() || crc32c::crc32c(&page[8..len]) != crc {
+    if len > page.len() || record_crc(nonce, &page[8..len]) != crc {
         return None;
     }
     Some((sequence, Bytes::copy_from_slice(&page[RECORD_HEADER_BYTES..len]), len))
@@ -483,9 +541,10 @@ fn decode_entries(payload: &Bytes) -> Vec<(JournalKey, Bytes)> {
 fn records_to_replay(file: &[u8]) -> Vec<Bytes> {
     let mut found: Vec<(u64, Bytes)> = Vec::new();
     let page = usize::try_from(PAGE_BYTES).expect("small");
-    let mut at = 0;
+    let Some(nonce) = decode_file_header(file) else { return Vec::new() };
+    let mut at = page;
     while at < file.len() {
-        match decode_record(&file[at..]) {
+        match decode_record(&file[at..], nonce) {
             Some((sequence, payload, len)) => {
                 found.push((sequence, payload));
                 at += len.div_ceil(page) * page;
@@ -519,9 +578,10 @@ struct JournalFile {
     path: PathBuf,
     generation: u64,
     shard: usize,
+    shard_count: usize,
 }
 
-/// The journal files in `dir` (none when it does not exist), named `<generation>-<shard>.journal`.
+/// The journal files in `dir`, named `<generation>-<shard>-of-<shard count>.journal`.
 async fn journal_files(dir: &Path) -> Result<Vec<JournalFile>, IoError> {
     fs::create_dir_all(dir).await?;
     let mut files = Vec::new();
@@ -529,9 +589,10 @@ async fn journal_files(dir: &Path) -> Result<Vec<JournalFile>, IoError> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".journal")) else {
             continue;
         };
-        let Some((generation, shard)) = name.split_once('-') else { continue };
-        if let (Ok(generation), Ok(shard)) = (generation.parse(), shard.parse()) {
-            files.push(JournalFile { path: path.clone(), generation, shard });
+        let Some((generation, rest)) = name.split_once('-') else { continue };
+        let Some((shard, shard_count)) = rest.split_once("-of-") else { continue };
+        if let (Ok(generation), Ok(shard), Ok(shard_count)) = (generation.parse(), shard.parse(), shard_count.parse()) {
+            files.push(JournalFile { path: path.clone(), generation, shard, shard_count });
         }
     }
     files.sort_by_key(|f| (f.generation, f.shard));
@@ -542,11 +603,27 @@ async fn journal_files(dir: &Path) -> Result<Vec<JournalFile>, IoError> {
 mod tests {
     use super::*;
 
+    const NONCE: u64 = 0x5eed;
+
     fn record(sequence: u64, entries: &[Submission]) -> Vec<u8> {
+        record_with(NONCE, sequence, entries)
+    }
+
+    fn record_with(nonce: u64, sequence: u64, entries: &[Submission]) -> Vec<u8> {
         let len = RECORD_HEADER_BYTES + entries.iter().map(Submission::encoded_len).sum::<usize>();
         let mut buf = vec![0u8; usize::try_from(align_up(len as u64)).unwrap()];
-        encode_record(&mut buf, sequence, entries, len);
+        encode_record(&mut buf, nonce, sequence, entries, len);
         buf
+    }
+
+    /// A journal file: the header page, then `records`.
+    fn file(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut file = vec![0u8; 4096];
+        encode_file_header(&mut file, NONCE);
+        for record in records {
+            file.extend_from_slice(record);
+        }
+        file
     }
 
     fn key(topic: &str, partition: i32) -> JournalKey {
@@ -554,12 +631,12 @@ mod tests {
     }
 
     fn submission(topic: &str, partition: i32, fill: u8, len: usize) -> Submission {
-        Submission { key: key(topic, partition).encode(), batches: vec![Bytes::from(vec![fill; len]), Bytes::from(vec![fill; 3])] }
+        Submission { ticket: 0, key: key(topic, partition).encode(), batches: vec![Bytes::from(vec![fill; len]), Bytes::from(vec![fill; 3])] }
     }
 
     #[test]
     fn records_round_trip_with_their_entries() {
-        let file = record(1, &[submission("a", 0, 1, 10), submission("b", 3, 2, 5000)]);
+        let file = file(&[record(1, &[submission("a", 0, 1, 10), submission("b", 3, 2, 5000)])]);
         let records = records_to_replay(&file);
         assert_eq!(records.len(), 1);
         let entries = decode_entries(&records[0]);
@@ -574,16 +651,19 @@ mod tests {
     fn replay_takes_the_consecutive_run_ending_at_the_newest_record() {
         // A wrapped ring: 7 and 8 at the start, 4 (older, partly overwritten run) after them,
         // a torn 9 (bad crc) at the end.
-        let mut file = Vec::new();
+        let mut records = Vec::new();
         for (i, sequence) in [7u64, 8, 4].iter().enumerate() {
-            file.extend(record(*sequence, &[submission("t", i32::try_from(i).unwrap(), 1, 100)]));
+            records.push(record(*sequence, &[submission("t", i32::try_from(i).unwrap(), 1, 100)]));
         }
         let mut torn = record(9, &[submission("t", 9, 1, 100)]);
         torn[RECORD_HEADER_BYTES + 2] ^= 0xff;
-        file.extend(torn);
-        let records = records_to_replay(&file);
+        records.push(torn);
+        // A record of another file (or a value embedding one) with a higher sequence: its CRC
+        // is not seeded with this file's nonce.
+        records.push(record_with(NONCE + 1, 1000, &[submission("t", 10, 1, 100)]));
+        let records = records_to_replay(&file(&records));
         let partitions: Vec<i32> = records.iter().map(|r| decode_entries(r)[0].0.partition).collect();
-        assert_eq!(partitions, vec![0, 1], "7 and 8 only: 4 is not part of the run, 9 is torn");
+        assert_eq!(partitions, vec![0, 1], "7 and 8 only: 4 is not part of the run, 9 is torn, 1000 is not this file's");
     }
 
     #[test]
@@ -602,6 +682,10 @@ mod tests {
     #[test]
     fn a_zeroed_or_garbage_file_replays_nothing() {
         assert!(records_to_replay(&vec![0u8; 64 << 10]).is_empty());
+        assert!(records_to_replay(&file(&[])).is_empty());
+        let mut headless = file(&[record(1, &[submission("a", 0, 1, 10)])]);
+        headless[..4096].fill(0);
+        assert!(records_to_replay(&headless).is_empty(), "no nonce, no records");
         let garbage: Vec<u8> = (0..65536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         assert!(records_to_replay(&garbage).is_empty());
     }

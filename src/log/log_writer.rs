@@ -7,8 +7,8 @@
 //! round, has the journal make the batches durable instead (the journal fdatasyncs the segment
 //! itself before reusing its records, `sync_segment`); relaxed mode moves it after the write and fdatasyncs once
 //! flush.messages messages are written or flush.ms has passed. After every fdatasync of the
-//! segment the new index entries are appended to the index files (not synced: recovery checks
-//! them), so an index entry only ever points at data durable in its segment.
+//! segment by the writer the new index entries are appended to the index files (not synced:
+//! recovery checks them), so an index entry only ever points at data durable in its segment.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -38,7 +38,8 @@ struct Writer {
 
 impl PartitionLog {
     pub(super) async fn run_writer(self: Rc<Self>, active: ActiveFiles) {
-        let written_offset = self.state.borrow().log_end_offset;
+        // The segment's end: batches queued at open (replayed from the journal) are not in it.
+        let written_offset = self.state.borrow().durable_offset;
         let mut writer = Writer { active, written_offset, unflushed_messages: 0, unflushed_since: None };
         let result = match Rc::clone(&self).write_until_closed(&mut writer).await {
             Ok(()) => self.close_files(writer).await,
@@ -112,9 +113,14 @@ impl PartitionLog {
         match &self.journal_key {
             Some(key) if self.journal.takes(bytes) => {
                 let chunks = batches.iter().map(|b| b.bytes.clone()).collect();
-                self.journal.append(self, key, chunks).await.map_err(|e| IoError::again("journal", &self.dir, e))?;
-                self.publish(writer.written_offset);
-                Ok(())
+                match self.journal.append(self, key, chunks).await {
+                    Ok(()) => {
+                        self.publish(writer.written_offset);
+                        Ok(())
+                    }
+                    // The journal failed (and said so): the segment's own fdatasync covers these.
+                    Err(_) => self.sync(writer).await,
+                }
             }
             _ => self.sync(writer).await,
         }

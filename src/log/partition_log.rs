@@ -142,7 +142,7 @@ impl PartitionLog {
         let recovered = recover(dir, &config).await?;
         let recovered_end = recovered.segments.last().map_or(0, |s| s.next_offset);
         let mut producers = rebuild_producer_state(dir, &recovered.segments, recovered_end).await?;
-        let replay = journal_key.map(|key| shared.journal.take_replay(key)).unwrap_or_default();
+        let replay = journal_key.map(|key| shared.journal.replay_for(key)).unwrap_or_default();
         let (pending, log_end_offset) = replayed_batches(dir, &replay, recovered_end);
         for batch in &pending {
             producers.record(&batch.header);
@@ -180,9 +180,18 @@ impl PartitionLog {
         if log_end_offset > recovered_end {
             // The journal of the last run is deleted once every partition has replayed it:
             // what it gave back must be in the segment, durable, first.
-            log.wait_committed(log_end_offset - 1).await.map_err(|e| IoError::again("replay journal into", dir, e.to_string()))?;
-            log.sync_segment().await.map_err(|e| IoError::again("replay journal into", dir, e))?;
+            let durable = match log.wait_committed(log_end_offset - 1).await {
+                Ok(()) => log.sync_segment().await,
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = durable {
+                log.close().await;
+                return Err(IoError::again("replay journal into", dir, e));
+            }
             info!(dir = %dir.display(), from = recovered_end, to = log_end_offset, "batches replayed from the journal");
+        }
+        if let Some(key) = journal_key {
+            shared.journal.replayed(key);
         }
         Ok(log)
     }
@@ -194,11 +203,9 @@ impl PartitionLog {
     /// entries are persisted by the writer's own fdatasyncs (at roll and close); recovery
     /// rebuilds what is missing.
     pub(super) async fn sync_segment(&self) -> Result<(), String> {
+        // Tried even on a failed log: what it acknowledged may still be made durable.
         let (syncer, len) = {
             let state = self.state.borrow();
-            if let Some(failure) = &state.failure {
-                return Err(failure.clone());
-            }
             (state.active_syncer.clone(), state.segments.last().map_or(0, |s| s.size))
         };
         syncer.sync(len).await.map_err(|e| e.to_string())

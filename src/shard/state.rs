@@ -152,8 +152,9 @@ impl ShardState {
                 error!(shard = %self.id, topic = %topic, partition, entries, "journal entries not replayed: the partition did not open");
             })
             .count();
-        journal.drop_replay();
-        if let Err(e) = journal.start(usize::from(self.id.0)).await {
+        // Entries of partitions that no longer exist go; a failed open keeps its own.
+        journal.retain_replay(|topic, partition, id| image.topic(topic).is_some_and(|t| t.id == id && partition < t.partitions));
+        if let Err(e) = journal.start(usize::from(self.id.0), self.shard_count).await {
             error!(shard = %self.id, error = %e, "journal did not start: strict partitions fdatasync their segments");
         }
         untaken

@@ -240,45 +240,62 @@ def restart_without_faults(broker: Broker, monkeypatch) -> None:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("op", ["write", "sync", "journal-sync"])
+@pytest.mark.parametrize("op", ["write", "sync"])
 def test_eio_on_write_or_fdatasync_takes_the_partition_offline_and_acks_nothing_unsynced(
         faults_bin, tmp_path, request, monkeypatch, op):
     topic, other = unique_topic(f"eio{op}"), unique_topic("healthy")
-    if op == "journal-sync":
-        # Per shard: the journal's first 4 fdatasyncs succeed (its creation, then 3 rounds);
-        # every later one fails. Only the shard owning `topic` has rounds before `other` is
-        # written.
-        spec, extra = f"sync:journal/:{EIO}:1000000:4", "shard.journal.bytes = 4194304\n"
-    else:
-        # The segment file's first 3 writes (or fdatasyncs) succeed; every later one fails. Each
-        # partition fdatasyncs its own segment before an ack.
-        spec, extra = f"{op}:{topic}-0/{SEGMENT}:{EIO}:1000000:3", "shard.journal.bytes = 0\n"
-    with faulty_broker(faults_bin, tmp_path, request, monkeypatch, spec, extra=extra) as broker:
+    # The segment file's first 3 writes (or fdatasyncs) succeed; every later one fails. Each
+    # partition fdatasyncs its own segment before an ack (no shard journal).
+    with faulty_broker(faults_bin, tmp_path, request, monkeypatch,
+                       f"{op}:{topic}-0/{SEGMENT}:{EIO}:1000000:3", extra="shard.journal.bytes = 0\n") as broker:
         create_topic(broker.bootstrap, topic, 1)
         with RawKafka(broker.bootstrap) as raw:
             codes = [produce_one(raw, topic, b"v-%d" % i)[0] for i in range(6)]
             assert codes == [0, 0, 0] + [ERR_KAFKA_STORAGE_ERROR] * 3, codes
             assert fetch_values(raw, topic)[0] == ERR_KAFKA_STORAGE_ERROR, "an offline partition serves no reads"
-            # Other partitions are unaffected (a failed journal is out of use: partitions on
-            # either shard fdatasync their own segments again).
-            create_topic(broker.bootstrap, other, 1)
-            assert [produce_one(raw, other, b"o-%d" % i)[0] for i in range(3)] == [0, 0, 0]
-            assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
-        log = broker.log_text()
-        assert "going offline" in log
-        assert op != "journal-sync" or "journal failed" in log
+            check_other_partition(broker, raw, other)
+        assert "going offline" in broker.log_text()
         assert_no_panic(broker)
         restart_without_faults(broker, monkeypatch)
         with RawKafka(broker.bootstrap) as raw:
             code, values = fetch_values(raw, topic)
             assert code == 0
-            # The fourth batch was never acknowledged; after a failed fdatasync (of the segment
-            # or the journal: the segment write came first) it may still have reached the disk,
-            # after a failed write it cannot have.
+            # The fourth batch was never acknowledged; after a failed fdatasync it may still have
+            # reached the disk, after a failed write it cannot have.
             assert values[:3] == [b"v-0", b"v-1", b"v-2"], values
-            possible = ([],) if op == "write" else ([], [b"v-3"])
+            possible = ([], [b"v-3"]) if op == "sync" else ([],)
             assert values[3:] in possible, values
             assert produce_one(raw, topic, b"v-after")[0] == 0, "the partition takes writes after the restart"
+            assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
+        assert_no_panic(broker)
+
+
+def check_other_partition(broker: Broker, raw: RawKafka, other: str) -> None:
+    """Another partition, on either shard, takes and serves writes."""
+    create_topic(broker.bootstrap, other, 1)
+    assert [produce_one(raw, other, b"o-%d" % i)[0] for i in range(3)] == [0, 0, 0]
+    assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
+
+
+@pytest.mark.timeout(90)
+def test_eio_on_the_journal_fdatasync_puts_it_out_of_use_and_loses_no_ack(faults_bin, tmp_path, request, monkeypatch):
+    topic, other = unique_topic("eiojournal"), unique_topic("healthy")
+    # Per shard, the journal's first 3 fdatasyncs succeed (its zeros, its header page, one
+    # round); every later one fails. The partitions then fdatasync their own segments.
+    with faulty_broker(faults_bin, tmp_path, request, monkeypatch, f"sync:journal/:{EIO}:1000000:3",
+                       extra="shard.journal.bytes = 4194304\n") as broker:
+        create_topic(broker.bootstrap, topic, 1)
+        with RawKafka(broker.bootstrap) as raw:
+            codes = [produce_one(raw, topic, b"v-%d" % i)[0] for i in range(6)]
+            assert codes == [0] * 6, codes
+            assert fetch_values(raw, topic) == (0, [b"v-%d" % i for i in range(6)])
+            check_other_partition(broker, raw, other)
+        log = broker.log_text()
+        assert "journal failed" in log and "going offline" not in log
+        assert_no_panic(broker)
+        restart_without_faults(broker, monkeypatch)
+        with RawKafka(broker.bootstrap) as raw:
+            assert fetch_values(raw, topic) == (0, [b"v-%d" % i for i in range(6)])
             assert fetch_values(raw, other) == (0, [b"o-0", b"o-1", b"o-2"])
         assert_no_panic(broker)
 
