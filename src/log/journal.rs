@@ -6,7 +6,8 @@
 //! changed, and each waiting behind a catch-up read in flight. With it a partition writer
 //! writes its segment as before (O_DIRECT, no fdatasync), hands the same batches to the
 //! journal and publishes (acks, wakes fetches) once the journal says they are durable. The
-//! journal task takes everything handed to it since its last round, encodes it into one record
+//! journal task takes what was handed to it since its last round (at most a quarter of the
+//! ring: a round is one record), encodes it into one record
 //! straight into the DMA buffer, writes it to its [`RingFile`] (a file created full of zeros
 //! and then only overwritten, so its fdatasync has no metadata to write) and fdatasyncs once.
 //!
@@ -344,6 +345,7 @@ impl Journal {
                 warn!(error = %e, "journal failed: its partitions fdatasync their own segments until the restart");
                 *self.failure.borrow_mut() = Some(format!("journal: {e}"));
                 self.active.set(false);
+                self.queue.borrow_mut().clear();
                 self.progress.notify(usize::MAX);
                 return;
             }
@@ -381,9 +383,8 @@ impl Journal {
     }
 
     /// Where in the ring (after the header page) a record of `len` bytes goes, and its sequence
-    /// number: after the last one, or at
-    /// the start of the next quarter (starting a checkpoint of the one left, and waiting for
-    /// the one that lets the next quarter be overwritten).
+    /// number: after the last one, or at the start of the next quarter (starting a checkpoint
+    /// of the one left, and waiting for the one that lets the next quarter be overwritten).
     async fn place(&self, len: u64) -> Result<(u64, u64), String> {
         let (position, quarter) = {
             let ring = self.ring.borrow();

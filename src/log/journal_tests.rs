@@ -136,6 +136,29 @@ fn the_journal_wraps_only_after_its_records_are_durable_in_their_segments() {
 }
 
 #[test]
+fn a_start_after_a_process_crash_fdatasyncs_what_the_journal_covered_before_dropping_it() {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().to_owned();
+    let dirs = vec![root.join("t-0")];
+    let (d, r) = (dirs.clone(), root.clone());
+    run(move || async move {
+        let (_shared, logs) = open_journaled(&r, &d).await;
+        fill(&logs, 5, 10).await;
+        assert_eq!(synced_and_written(&d).0, vec![0], "acked through the journal, segment not synced");
+    });
+    // The process died: its writes are all in the segment, none of it fdatasync'ed. The next
+    // start must make them durable before the journal that covers them can go.
+    let (synced, written) = run(move || async move {
+        let shared = journaled(&root).await;
+        let log = PartitionLog::open(&dirs[0], BIG_SEGMENTS, &shared, Some(&key(0))).await.unwrap();
+        assert_eq!(read_all(&log).await.len(), 50);
+        assert!(shared.journal.untaken_replay().is_empty(), "the partition took its entries");
+        synced_and_written(&dirs)
+    });
+    assert_eq!(synced, written, "the segment was fdatasync'ed whole at open");
+}
+
+#[test]
 fn a_recreated_topic_does_not_take_the_old_ones_entries() {
     let data = tempfile::tempdir().unwrap();
     let root = data.path().to_owned();

@@ -177,18 +177,25 @@ impl PartitionLog {
         });
         let task = spawn_local(Rc::clone(&log).run_writer(recovered.active));
         *log.writer_task.borrow_mut() = Some(task);
-        if log_end_offset > recovered_end {
+        if !replay.is_empty() {
             // The journal of the last run is deleted once every partition has replayed it:
-            // what it gave back must be in the segment, durable, first.
-            let durable = match log.wait_committed(log_end_offset - 1).await {
-                Ok(()) => log.sync_segment().await,
-                Err(e) => Err(e.to_string()),
+            // what it holds must be durable in the segment first, whether appended now or
+            // found there by recovery (written before a crash, maybe never fdatasync'ed).
+            let durable = if log_end_offset > recovered_end {
+                log.wait_committed(log_end_offset - 1).await.map_err(|e| e.to_string())
+            } else {
+                Ok(())
             };
-            if let Err(e) = durable {
+            if let Err(e) = match durable {
+                Ok(()) => log.sync_segment().await,
+                Err(e) => Err(e),
+            } {
                 log.close().await;
                 return Err(IoError::again("replay journal into", dir, e));
             }
-            info!(dir = %dir.display(), from = recovered_end, to = log_end_offset, "batches replayed from the journal");
+            if log_end_offset > recovered_end {
+                info!(dir = %dir.display(), from = recovered_end, to = log_end_offset, "batches replayed from the journal");
+            }
         }
         if let Some(key) = journal_key {
             shared.journal.replayed(key);
@@ -203,9 +210,13 @@ impl PartitionLog {
     /// entries are persisted by the writer's own fdatasyncs (at roll and close); recovery
     /// rebuilds what is missing.
     pub(super) async fn sync_segment(&self) -> Result<(), String> {
-        // Tried even on a failed log: what it acknowledged may still be made durable.
         let (syncer, len) = {
             let state = self.state.borrow();
+            // After a failed fdatasync another one may report success (the kernel reports a
+            // writeback error once): a failed log's segment is never taken as durable.
+            if let Some(failure) = &state.failure {
+                return Err(failure.clone());
+            }
             (state.active_syncer.clone(), state.segments.last().map_or(0, |s| s.size))
         };
         syncer.sync(len).await.map_err(|e| e.to_string())
