@@ -1,6 +1,8 @@
 //! What the journal files of earlier starts hold for this shard's partitions, until each
 //! partition has replayed it.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use strand_io::IoError;
 use tracing::info;
@@ -56,19 +58,13 @@ impl Journal {
     /// Partitions with replay entries that were never taken (their open failed), as
     /// (topic, partition, topic id) with the entry count.
     pub fn untaken_replay(&self) -> Vec<(String, i32, Uuid, usize)> {
-        let replay = self.replay.borrow();
-        replay
-            .iter()
-            .flat_map(|((topic, partition), entries)| {
-                let mut ids: Vec<Uuid> = entries.iter().map(|(id, _)| *id).collect();
-                ids.sort();
-                ids.dedup();
-                ids.into_iter().map(move |id| {
-                    let count = entries.iter().filter(|(e, _)| *e == id).count();
-                    (topic.clone(), *partition, id, count)
-                })
-            })
-            .collect()
+        let mut counts: BTreeMap<(String, i32, Uuid), usize> = BTreeMap::new();
+        for ((topic, partition), entries) in self.replay.borrow().iter() {
+            for (id, _) in entries {
+                *counts.entry((topic.clone(), *partition, *id)).or_default() += 1;
+            }
+        }
+        counts.into_iter().map(|((topic, partition, id), count)| (topic, partition, id, count)).collect()
     }
 
     /// Keeps only the replay entries `keep` says a partition may still open with (one whose
