@@ -38,26 +38,26 @@ use std::rc::Rc;
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind};
 
-use crate::protocol::encode_response;
+use crate::protocol::{encode_response, ResponseFrame};
 use crate::shard::ShardState;
 
 pub use request::{decode_request, Request, RequestBody, RequestError, REQUEST_HEADER_MIN_BYTES};
 
 /// Runs one decoded request. `Ok(None)` means no response is sent (Produce with acks=0).
 /// `client_host` is the peer's address as Kafka shows it ("/127.0.0.1").
-pub async fn dispatch(shard: Rc<ShardState>, request: Request, client_host: Rc<str>) -> Result<Option<Bytes>, RequestError> {
+pub async fn dispatch(shard: Rc<ShardState>, request: Request, client_host: Rc<str>) -> Result<Option<ResponseFrame>, RequestError> {
     let Request { header, api_key, version, body } = request;
     let correlation_id = header.correlation_id;
     let body = match body {
         RequestBody::ApiVersions => {
             let (response, version) = api_versions::handle(version);
-            return encode(api_key, version, correlation_id, &response).map(Some);
+            return encode(api_key, version, correlation_id, &response, &[]).map(Some);
         }
         RequestBody::Kind(body) => *body,
     };
     macro_rules! answer {
         ($handled:expr) => {
-            encode(api_key, version, correlation_id, &$handled.await).map(Some)
+            encode(api_key, version, correlation_id, &$handled.await, &[]).map(Some)
         };
     }
     match body {
@@ -70,9 +70,15 @@ pub async fn dispatch(shard: Rc<ShardState>, request: Request, client_host: Rc<s
             if acks == 0 {
                 return Ok(None);
             }
-            encode(api_key, version, correlation_id, &response).map(Some)
+            encode(api_key, version, correlation_id, &response, &[]).map(Some)
         }
-        RequestKind::Fetch(r) => answer!(fetch::handle(&shard, r, version)),
+        RequestKind::Fetch(r) => {
+            let response = fetch::handle(&shard, r, version).await;
+            // The record batches go out as they are, not copied into the encoded frame.
+            let records: Vec<Bytes> =
+                response.responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.clone()).collect();
+            encode(api_key, version, correlation_id, &response, &records).map(Some)
+        }
         RequestKind::ListOffsets(r) => answer!(list_offsets::handle(&shard, r, version)),
         RequestKind::FindCoordinator(r) => answer!(find_coordinator::handle(&shard, r, version)),
         RequestKind::JoinGroup(r) => {
@@ -107,8 +113,9 @@ fn encode<R: kafka_protocol::protocol::Encodable>(
     version: i16,
     correlation_id: i32,
     body: &R,
-) -> Result<Bytes, RequestError> {
-    encode_response(api_key, version, correlation_id, body).map_err(|source| RequestError::Encode { api_key, version, source })
+    shared: &[Bytes],
+) -> Result<ResponseFrame, RequestError> {
+    encode_response(api_key, version, correlation_id, body, shared).map_err(|source| RequestError::Encode { api_key, version, source })
 }
 
 /// kafka-protocol's string type from a Rust string.

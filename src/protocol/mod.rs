@@ -9,5 +9,5 @@ pub mod record_validator;
 mod response;
 mod supported;
 
-pub use response::encode_response;
+pub use response::{encode_response, ResponseFrame};
 pub use supported::{codec_version, supported_range, SUPPORTED_APIS};

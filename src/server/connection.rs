@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_lite::{future, AsyncWriteExt};
 use strand_shards::net::TcpStream;
 use strand_shards::task::{spawn_local, Task};
@@ -18,9 +17,13 @@ use tracing::{debug, warn};
 use super::connection_state::ConnectionState;
 use super::frame::{read_frame, FrameError};
 use crate::handlers::{decode_request, dispatch, RequestError};
+use crate::protocol::ResponseFrame;
 use crate::shard::ShardState;
 
-type Pending = Task<Result<Option<Bytes>, RequestError>>;
+/// The most one write of a response hands the socket; see [`write_frame`].
+const WRITE_PIECE_BYTES: usize = 256 << 10;
+
+type Pending = Task<Result<Option<ResponseFrame>, RequestError>>;
 
 /// Why the reader stopped reading requests.
 enum ReadEnd {
@@ -97,7 +100,7 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
             let state_of_task = Rc::clone(state);
             let task = spawn_local(async move {
                 let result = handled.await;
-                state_of_task.request_processed(reserved, result.as_ref().map_or(0, |r| r.as_ref().map_or(0, Bytes::len)));
+                state_of_task.request_processed(reserved, result.as_ref().map_or(0, |r| r.as_ref().map_or(0, ResponseFrame::len)));
                 result
             });
             if queue.send_async(task).await.is_err() {
@@ -131,7 +134,7 @@ async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
     while let Ok(task) = pending.recv_async().await {
         match task.await {
             Ok(Some(frame)) => {
-                let written = writer.write_all(&frame).await;
+                let written = write_frame(&mut writer, &frame).await;
                 state.response_written(frame.len());
                 if let Err(e) = written {
                     debug!(peer, error = %e, "write failed; closing connection");
@@ -148,4 +151,20 @@ async fn write_responses<W: futures_lite::AsyncWrite + Unpin>(
     state.close();
     let _ = writer.flush().await;
     let _ = writer.close().await;
+}
+
+/// Writes a response's parts in order, at most `WRITE_PIECE_BYTES` per write, letting other
+/// tasks run after each `WRITE_PIECE_BYTES` written: a catch-up fetch of several MiB does not
+/// hold the core for the whole copy into the socket.
+async fn write_frame<W: futures_lite::AsyncWrite + Unpin>(writer: &mut W, frame: &ResponseFrame) -> std::io::Result<()> {
+    let mut unyielded = 0;
+    for piece in frame.parts().iter().flat_map(|part| part.chunks(WRITE_PIECE_BYTES)) {
+        if unyielded >= WRITE_PIECE_BYTES {
+            future::yield_now().await;
+            unyielded = 0;
+        }
+        writer.write_all(piece).await?;
+        unyielded += piece.len();
+    }
+    Ok(())
 }

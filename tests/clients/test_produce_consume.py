@@ -311,3 +311,33 @@ def test_empty_topic_consume_reaches_eof_without_records(broker):
     assert not errors, errors[:5]
     assert records == []
     assert eof == {(topic, 0), (topic, 1)}
+
+
+def test_large_fetches_round_trip_from_cache_and_from_disk(broker):
+    """Fetch responses of several MiB go out as parts (record batches referenced, not copied,
+    and written in pieces): every byte must arrive in order, from the tail cache and, after a
+    restart empties it, from the segment files (catch-up reads)."""
+    topic = unique_topic("large-fetch")
+    partitions = 2
+    create_topic(broker.bootstrap, topic, partitions)
+    # 8 MiB in 3 KiB values, each unique and checkable; large batches so each partition's share
+    # of a fetch is hundreds of KiB.
+    n = 2_800
+    values = [(f"{i:06d}-".encode() * 500)[:3000] for i in range(n)]
+    p = Producer(producer_conf(broker.bootstrap, **{"linger.ms": 50, "batch.size": 1_000_000}))
+    reports = produce_and_wait(p, [dict(topic=topic, partition=i % partitions, value=v) for i, v in enumerate(values)])
+    assert all(err is None for err, *_ in reports), [r for r in reports if r[0] is not None][:3]
+    expected = {(part, off): values[i] for i, (_err, part, off, _ts) in enumerate(reports)}
+
+    def check(records, errors):
+        assert not errors, errors[:5]
+        got = {(r.partition, r.offset): r.value for r in records}
+        assert len(got) == n and got == expected
+        for part in range(partitions):
+            offsets = [r.offset for r in records if r.partition == part]
+            assert offsets == sorted(offsets) == list(range(len(offsets)))
+
+    check(*consume_topic(broker.bootstrap, topic, partitions, n)[:2])
+    broker.restart()
+    wait_for_topic(broker.bootstrap, topic, partitions)
+    check(*consume_topic(broker.bootstrap, topic, partitions, n, timeout=60.0)[:2])
