@@ -144,16 +144,15 @@ impl ShardState {
     async fn start_journal(&self) -> usize {
         let journal = &self.log_shared.journal;
         let image = self.image();
+        // Entries of partitions that no longer exist go; a failed open keeps its own.
+        journal.retain_replay(|topic, partition, id| image.topic(topic).is_some_and(|t| t.id == id && partition < t.partitions));
         let untaken = journal
             .untaken_replay()
             .into_iter()
-            .filter(|(topic, partition, id, _)| image.topic(topic).is_some_and(|t| t.id == *id && *partition < t.partitions))
             .inspect(|(topic, partition, _, entries)| {
                 error!(shard = %self.id, topic = %topic, partition, entries, "journal entries not replayed: the partition did not open");
             })
             .count();
-        // Entries of partitions that no longer exist go; a failed open keeps its own.
-        journal.retain_replay(|topic, partition, id| image.topic(topic).is_some_and(|t| t.id == id && partition < t.partitions));
         if let Err(e) = journal.start(usize::from(self.id.0), self.shard_count).await {
             error!(shard = %self.id, error = %e, "journal did not start: strict partitions fdatasync their segments");
         }
