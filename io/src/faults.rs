@@ -9,7 +9,8 @@
 //! `OP:PATH_PART:ERRNO:TIMES[:SKIP]`, comma separated, where OP is write, sync or read. Each
 //! shard thread installs them when it first touches a file; the first SKIP matching operations
 //! succeed, the next TIMES fail. Example: `sync:eio-0/:5:1000` fails every fdatasync of
-//! partition eio-0's files with EIO.
+//! partition eio-0's files with EIO. ERRNO `panic` panics instead: a bug, for the tests of
+//! what the broker does when a shard panics.
 
 #[cfg(feature = "fault-injection")]
 mod enabled {
@@ -28,7 +29,8 @@ mod enabled {
     struct Fault {
         op: FaultOp,
         path_contains: String,
-        errno: i32,
+        /// The OS error to fail with; `None` panics.
+        errno: Option<i32>,
         remaining: usize,
         /// Matching operations still to let through before failing.
         skip: usize,
@@ -57,7 +59,10 @@ mod enabled {
             return Err("too many fields".to_owned());
         }
         let path_contains = fields.get(1).ok_or("the path part is missing")?.to_string();
-        let errno = i32::try_from(number(2, None)?).map_err(|_| "errno out of range".to_owned())?;
+        let errno = match fields.get(2) {
+            Some(&"panic") => None,
+            _ => Some(i32::try_from(number(2, None)?).map_err(|_| "errno out of range".to_owned())?),
+        };
         Ok(Fault { op, path_contains, errno, remaining: number(3, None)?, skip: number(4, Some(0))? })
     }
 
@@ -91,7 +96,7 @@ mod enabled {
     /// the OS error `errno` (EIO is 5, ENOSPC 28).
     pub fn inject(op: FaultOp, path_contains: &str, errno: i32, times: usize) {
         STATE.with(|s| {
-            s.borrow_mut().faults.push(Fault { op, path_contains: path_contains.to_owned(), errno, remaining: times, skip: 0 });
+            s.borrow_mut().faults.push(Fault { op, path_contains: path_contains.to_owned(), errno: Some(errno), remaining: times, skip: 0 });
         });
     }
 
@@ -120,7 +125,10 @@ mod enabled {
                 }
                 Some(fault) => {
                     fault.remaining -= 1;
-                    Err(std::io::Error::from_raw_os_error(fault.errno))
+                    match fault.errno {
+                        Some(errno) => Err(std::io::Error::from_raw_os_error(errno)),
+                        None => panic!("fault injection: {op:?} of {text}"),
+                    }
                 }
                 None => Ok(()),
             }
@@ -144,7 +152,8 @@ mod enabled {
         #[test]
         fn parses_env_specs() {
             let fault = parse("sync:eio-0/:5:3:2").unwrap();
-            assert_eq!((fault.op, fault.path_contains.as_str(), fault.errno, fault.remaining, fault.skip), (FaultOp::Sync, "eio-0/", 5, 3, 2));
+            assert_eq!((fault.op, fault.path_contains.as_str(), fault.errno, fault.remaining, fault.skip), (FaultOp::Sync, "eio-0/", Some(5), 3, 2));
+            assert_eq!(parse("write:x:panic:1").unwrap().errno, None);
             assert_eq!(parse("read:x:5:1").unwrap().skip, 0);
             for bad in ["", "fsync:x:5:1", "write:x:five:1", "write:x:5", "write:x:5:1:0:9"] {
                 assert!(parse(bad).is_err(), "{bad:?} should not parse");

@@ -83,6 +83,7 @@ pub fn serve(args: &BrokerConfigArgs) -> anyhow::Result<()> {
         config.advertised_listeners.port = listen.port();
     }
     raise_open_files_limit();
+    abort_on_panic();
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     let broker = strand::broker::Broker::start(config, listen)?;
     drop(claim);
@@ -91,6 +92,20 @@ pub fn serve(args: &BrokerConfigArgs) -> anyhow::Result<()> {
     }
     broker.stop();
     Ok(())
+}
+
+/// A panic is a bug, and the shard it unwinds stops while the others go on serving: a half-alive
+/// broker whose partitions on that shard hang, which no supervisor notices. So a panic on any
+/// thread is logged and aborts the process, as a failed assertion does in Redpanda; restarted,
+/// the broker recovers as after any crash, with nothing acknowledged lost.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let thread = std::thread::current();
+        tracing::error!(thread = thread.name().unwrap_or("unnamed"), panic = %info, "panic: aborting the broker");
+        std::process::abort();
+    }));
 }
 
 /// Every connection is a file descriptor, and the usual soft limit (1024) is far below what a

@@ -11,6 +11,8 @@
    Kafka's offline replicas answer) and acknowledges nothing it did not make durable; a failed
    read fails that fetch only. Other partitions are unaffected, and after a restart without
    the fault every acknowledged record is there.
+3. A panic (a bug) on one shard, injected the same way, aborts the whole broker rather than
+   leaving it half alive; restarted, it has every acknowledged record.
 
 Requests go through the raw protocol client (one request, one write): the error code of each
 produce and fetch is asserted exactly.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -315,3 +318,31 @@ def test_eio_on_read_fails_the_fetch_and_leaves_the_log_intact(faults_bin, tmp_p
         restart_without_faults(broker, monkeypatch)
         with RawKafka(broker.bootstrap) as raw:
             assert fetch_values(raw, topic) == (0, [b"r-0", b"r-1", b"r-2", b"r-3"])
+
+
+@pytest.mark.timeout(90)
+def test_a_panicking_shard_aborts_the_broker_and_a_restart_loses_no_ack(faults_bin, tmp_path, request, monkeypatch):
+    victim, bystander = unique_topic("panics"), unique_topic("bystander")
+    # The victim segment's first write goes through; the second panics its shard, as a bug would.
+    with faulty_broker(faults_bin, tmp_path, request, monkeypatch, f"write:{victim}-0/{SEGMENT}:panic:1:1") as broker:
+        create_topic(broker.bootstrap, victim, 1)
+        create_topic(broker.bootstrap, bystander, 1)
+        with RawKafka(broker.bootstrap) as raw:
+            assert [produce_one(raw, bystander, b"b-%d" % i)[0] for i in range(3)] == [0, 0, 0]
+            assert produce_one(raw, victim, b"v-0") == (0, 0)
+            with pytest.raises(Exception):
+                produce_one(raw, victim, b"v-1")  # no answer: the process is gone
+        # Not a half-alive broker whose other shard goes on serving: the whole process stops.
+        wait_until(lambda: not broker.is_running(), timeout=15, what="the broker to exit")
+        log = broker.log_text()
+        assert broker.stop(check=False) == -signal.SIGABRT
+        assert "fault injection: Write of" in log and "panic: aborting the broker" in log, log[-3000:]
+        monkeypatch.delenv("STRAND_FAULTS")
+        broker.start()
+        wait_ready(broker)
+        with RawKafka(broker.bootstrap) as raw:
+            assert fetch_values(raw, bystander) == (0, [b"b-0", b"b-1", b"b-2"])
+            code, values = fetch_values(raw, victim)
+            assert code == 0 and values[:1] == [b"v-0"] and values[1:] in ([], [b"v-1"]), values
+            assert produce_one(raw, victim, b"v-after")[0] == 0
+        assert "panicked" not in broker.log_text()[len(log):]
