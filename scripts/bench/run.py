@@ -47,6 +47,7 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--duration", type=float, help="seconds of each W1/W3/W5/W7 measurement (default 60, quick 5)")
     p.add_argument("--backlog-mb", type=int, help="W3 backlog in MiB (default 4096, quick 512)")
     p.add_argument("--memory-limit-mb", type=int, help="W3 broker memory cgroup limit in MiB, 0 = none (default 1024, quick 256)")
+    p.add_argument("--w3-rounds", type=int, help="W3 baseline/catch-up alternations sharing --duration per side (default 4, quick 1)")
     p.add_argument("--keep-data", action="store_true", help="keep the brokers' data directories")
     a = p.parse_args(argv)
     workloads_, modes = a.workloads.upper().split(","), a.modes.split(",")
@@ -59,10 +60,11 @@ def parse_args(argv: list[str]) -> Settings:
                  w1_rate=a.rate, w7_rate=a.small_rate)
     if a.quick:
         s.probe_s, s.measure_s, s.step_s, s.warmup_s = 4, 5, 4, 1
-        s.w3_backlog_mb, s.w3_memory_limit_mb, s.disk_test_mb, s.w2_steps_max = 512, 256, 256, 6
+        s.w3_backlog_mb, s.w3_memory_limit_mb, s.disk_test_mb, s.w2_steps_max, s.w3_rounds = 512, 256, 256, 6, 1
     s.measure_s = a.duration or s.measure_s
     s.w3_backlog_mb = a.backlog_mb or s.w3_backlog_mb
     s.w3_memory_limit_mb = s.w3_memory_limit_mb if a.memory_limit_mb is None else a.memory_limit_mb
+    s.w3_rounds = a.w3_rounds or s.w3_rounds
     s.workloads = workloads_
     return s
 

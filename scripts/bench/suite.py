@@ -45,6 +45,8 @@ class Settings:
     w2_steps_max: int = 12
     w3_backlog_mb: int = 4096
     w3_memory_limit_mb: int = 1024
+    # Baseline and catch-up alternate this many times, each measure_s / w3_rounds long.
+    w3_rounds: int = 4
     w5_partitions: list[int] = field(default_factory=lambda: [16, 256, 1024])
     disk_test_mb: int = 2048
 

@@ -4,7 +4,8 @@ latencies are milliseconds, rates messages (or MiB) per second.
 probe  max-rate produce per mode: W1's rate is half the slowest mode's, W2 starts from it
 W1     fixed rate, 1 KiB values: end-to-end latency
 W2     W1 stepped up (x1.25) until end-to-end p99 passes 50 ms or the rate is not kept, twice
-W3     W1 plus a consumer draining a backlog from offset 0, after the page cache was dropped
+W3     W1 plus a consumer draining a backlog from offset 0, after the page cache was dropped; the
+       two alternate in rounds
 W5     16, 256, 1024 partitions at W1's rate, then at max rate; memory per partition
 W7     100-byte values at W1's message rate: CPU per message
 disk   the disk's O_DIRECT sequential read rate (1 MiB reads, one in flight: the catch-up
@@ -108,10 +109,12 @@ def w3(session: Session, rate: float) -> dict:
             dropped = try_drop_page_cache(f"W3 {mode}")
             # The drop also evicted the broker's and the client's code; let it fault back in.
             time.sleep(2)
-            log(f"W3 {mode}: tailing at {rate:.0f} msg/s for {s.measure_s} s, then again while a consumer drains the backlog")
+            round_s = s.measure_s / s.w3_rounds
+            log(f"W3 {mode}: {s.w3_rounds} rounds of tailing at {rate:.0f} msg/s for {round_s:g} s, then again while a "
+                "consumer drains the backlog")
             doc = session.bench(broker, f"W3/{mode}/catch-up",
-                                ["scenario", "catch-up", *load(s, "w3"), "--rate", f"{rate:.0f}", "--duration", f"{s.measure_s}s",
-                                 "--backlog-mb", str(s.w3_backlog_mb)])
+                                ["scenario", "catch-up", *load(s, "w3"), "--rate", f"{rate:.0f}", "--duration", f"{round_s:g}s",
+                                 "--backlog-mb", str(s.w3_backlog_mb), "--rounds", str(s.w3_rounds)])
             cost = cost_figures(doc["broker_cpu_seconds"], produced_messages(doc), produced_bytes(doc), broker.peak_rss_kib())
             limited = broker.cgroup is not None
             cgroup_peak = broker.cgroup.peak_bytes() if limited else None

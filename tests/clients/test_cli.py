@@ -245,6 +245,26 @@ def test_bench_consume_drains_a_preloaded_topic(strand_bin, broker, tmp_path):
     assert drain["measured_messages"] == 5000 and drain["complete"], drain
 
 
+def test_bench_catch_up_rounds_alternate_and_merge(strand_bin, broker, tmp_path):
+    topic = unique_topic("clibcu")
+    doc_path = tmp_path / "catch-up.json"
+    out = cli(strand_bin, broker, "bench", "scenario", "catch-up", "--topic", topic, "-p", "2", "--rate", "400",
+              "--backlog-mb", "4", "--rounds", "2", "--duration", "2s", "--warmup", "1s", "--json", str(doc_path)).stdout
+    assert "== rounds" in out and "2 rounds merged" in out, out
+    doc = json.loads(doc_path.read_text())
+    assert [p["name"] for p in doc["phases"]] == ["fill", "baseline 1", "catch-up 1", "baseline 2", "catch-up 2"]
+    rounds = {kind: [p for p in doc["phases"] if p["name"].startswith(kind + " ")] for kind in ("baseline", "catch-up")}
+    summary = doc["summary"]
+    for kind, key in (("baseline", "baseline"), ("catch-up", "during_catch_up")):
+        measured = [p["produce"]["measured_messages"] for p in rounds[kind]]
+        assert all(m > 300 for m in measured), measured
+        assert summary["produce_us"][key]["count"] == sum(measured), (summary, measured)
+        tailed = sum(p["end_to_end"]["measured_messages"] for p in rounds[kind])
+        assert summary["tailing_e2e_us"][key]["count"] == tailed, summary
+    drained = [p["drain"]["measured_messages"] for p in rounds["catch-up"]]
+    assert all(d > 0 for d in drained) and summary["drain"]["messages"] == sum(drained), (summary, drained)
+
+
 def test_group_commands(strand_bin, broker):
     missing = missing_apis(broker, GROUP_APIS)
     if missing:

@@ -90,6 +90,55 @@ pub struct PhaseResult {
     pub drain: Option<ConsumeFigures>,
 }
 
+impl ProduceFigures {
+    fn append(&mut self, later: &Self) {
+        self.latency.append(&later.latency);
+        self.sent += later.sent;
+        self.acked += later.acked;
+        self.failed += later.failed;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&later.first_error);
+        }
+        self.measured += later.measured;
+        self.measured_bytes += later.measured_bytes;
+        self.seconds += later.seconds;
+    }
+}
+
+impl ConsumeFigures {
+    fn append(&mut self, later: &Self) {
+        self.received += later.received;
+        self.measured += later.measured;
+        self.bytes += later.bytes;
+        self.seconds += later.seconds;
+        self.errors += later.errors;
+        self.complete &= later.complete;
+        self.passes += later.passes;
+    }
+}
+
+impl PhaseResult {
+    /// Phases run one after another, as one phase named `name`: latencies merged (their
+    /// per-second windows in order), counts and measured seconds summed.
+    pub fn joined(name: &str, phases: &[&PhaseResult]) -> PhaseResult {
+        fn join<T: Clone>(parts: impl Iterator<Item = Option<T>>, append: impl Fn(&mut T, &T)) -> Option<T> {
+            parts.flatten().reduce(|mut all, part| {
+                append(&mut all, &part);
+                all
+            })
+        }
+        PhaseResult {
+            name: name.to_owned(),
+            produce: join(phases.iter().map(|p| p.produce.clone()), ProduceFigures::append),
+            e2e: join(phases.iter().map(|p| p.e2e.clone()), |all, part| {
+                all.0.append(&part.0);
+                all.1.append(&part.1);
+            }),
+            drain: join(phases.iter().map(|p| p.drain.clone()), ConsumeFigures::append),
+        }
+    }
+}
+
 impl Bench {
     pub fn run_phase(&self, spec: &PhaseSpec) -> anyhow::Result<PhaseResult> {
         let topic = &self.load.topic;

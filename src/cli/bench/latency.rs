@@ -71,6 +71,12 @@ impl LatencyRecorder {
         }
     }
 
+    /// Appends a later measurement: its values join the total, its windows follow this one's.
+    pub fn append(&mut self, later: &Self) {
+        let _ = self.total.add(&later.total);
+        self.windows.extend(later.windows.iter().cloned());
+    }
+
     /// All recorders merged into one.
     pub fn merged(recorders: &[SharedRecorder], measure_start: Instant) -> Self {
         let mut all = Self::new(measure_start);

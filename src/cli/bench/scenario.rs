@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::command::{setup, spec, write_outputs};
 use super::engine::{PhaseResult, PhaseSpec};
-use super::latency::Percentiles;
+use super::latency::{LatencyRecorder, Percentiles};
 use super::load_args::LoadArgs;
 use super::report::{phase_json, phase_table};
 use super::topic_setup::high_watermarks;
@@ -47,6 +47,11 @@ pub struct CatchUpArgs {
     /// Consumers draining the backlog.
     #[arg(long, default_value_t = 1)]
     pub catch_up_consumers: usize,
+    /// Baseline and catch-up phases alternate this many times, each --duration long; the
+    /// summary merges the rounds of each kind. On a shared disk whose speed drifts over tens
+    /// of seconds, several short rounds put the slow stretches on both sides.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
 }
 
 #[derive(Args, Debug)]
@@ -82,36 +87,78 @@ fn catch_up(brokers: &BrokerArgs, args: &CatchUpArgs) -> anyhow::Result<()> {
         let fill = PhaseSpec { rate: None, warmup: Duration::ZERO, messages: Some(missing), ..spec("fill", &load, 0) };
         results.push(bench.run_phase(&fill)?);
     }
-    let baseline = spec("baseline", &load, load.consumers);
-    results.push(bench.run_phase(&baseline)?);
-    let during =
-        PhaseSpec { drain_consumers: args.catch_up_consumers.max(1), drain_repeat: true, ..spec("catch-up", &load, load.consumers) };
-    results.push(bench.run_phase(&during)?);
+    let several = args.rounds > 1;
+    let mut pairs = Vec::new();
+    for round in 1..=args.rounds {
+        let name = |kind: &str| if several { format!("{kind} {round}") } else { kind.to_owned() };
+        let baseline = bench.run_phase(&spec(&name("baseline"), &load, load.consumers))?;
+        let during = PhaseSpec {
+            drain_consumers: args.catch_up_consumers.max(1),
+            drain_repeat: true,
+            ..spec(&name("catch-up"), &load, load.consumers)
+        };
+        let during = bench.run_phase(&during)?;
+        pairs.push((baseline, during));
+    }
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "strand bench scenario catch-up: {}\nbacklog {} MiB ({wanted} messages)\n", load.describe(bench.partitions.len()), args.backlog_mb)?;
-    for result in &results {
+    for result in results.iter().chain(pairs.iter().flat_map(|(base, during)| [base, during])) {
         writeln!(out, "== {}\n{}", result.name, phase_table(result))?;
     }
-    let [.., base, during] = &results[..] else { unreachable!("two phases ran") };
-    let summary = catch_up_summary(base, during);
-    writeln!(out, "== summary\n{}", summary.0)?;
+    let base = PhaseResult::joined("baseline", &pairs.iter().map(|(base, _)| base).collect::<Vec<_>>());
+    let during = PhaseResult::joined("catch-up", &pairs.iter().map(|(_, during)| during).collect::<Vec<_>>());
+    let summary = catch_up_summary(&base, &during);
+    if several {
+        writeln!(out, "== rounds (p99, ms: baseline -> during catch-up)\n{}", rounds_table(&pairs))?;
+        writeln!(out, "== summary ({} rounds merged)\n{}", args.rounds, summary.0)?;
+    } else {
+        writeln!(out, "== summary\n{}", summary.0)?;
+    }
+    results.extend(pairs.into_iter().flat_map(|(base, during)| [base, during]));
     let phases: Vec<Value> = results.iter().map(phase_json).collect();
-    let body = json!({ "phases": phases, "summary": summary.1, "backlog_mb": args.backlog_mb });
-    write_outputs(&bench, "scenario catch-up", body, &results[results.len() - 2..])
+    let body = json!({ "phases": phases, "summary": summary.1, "backlog_mb": args.backlog_mb, "rounds": args.rounds });
+    write_outputs(&bench, "scenario catch-up", body, &[base, during])
+}
+
+/// Each round's tailing and produce p99, baseline beside catch-up: how much the rounds differ.
+fn rounds_table(pairs: &[(PhaseResult, PhaseResult)]) -> String {
+    let mut table = Table::new(&["ROUND", "TAILING E2E P99", "RISE", "PRODUCE P99", "RISE"]);
+    for (i, (base, during)) in pairs.iter().enumerate() {
+        let (tail, produce) = (p99_rise(base, during, |r| r.e2e.as_ref().map(|(l, _)| l)), p99_rise(base, during, |r| r.produce.as_ref().map(|p| &p.latency)));
+        table.row(vec![(i + 1).to_string(), tail.0, tail.1, produce.0, produce.1]);
+    }
+    table.render()
+}
+
+/// "BASE -> DURING" p99 in ms and the ratio, of the latencies `pick` takes from each phase.
+fn p99_rise(base: &PhaseResult, during: &PhaseResult, pick: impl Fn(&PhaseResult) -> Option<&LatencyRecorder>) -> (String, String) {
+    let p99 = |r: &PhaseResult| pick(r).map(|l| Percentiles::of(&l.total).p99).unwrap_or_default();
+    let (b, d) = (p99(base), p99(during));
+    (format!("{} -> {}", ms(b), ms(d)), rise(b, d))
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+/// How many times the baseline figure the figure during catch-up is.
+fn rise(base: u64, during: u64) -> String {
+    format!("{:.2}x", during as f64 / base.max(1) as f64)
 }
 
 /// The with/without comparison as a table and as JSON.
 fn catch_up_summary(base: &PhaseResult, during: &PhaseResult) -> (String, Value) {
     let tail = |r: &PhaseResult| r.e2e.as_ref().map(|(l, _)| Percentiles::of(&l.total)).unwrap_or_default();
     let produce = |r: &PhaseResult| r.produce.as_ref().map(|p| Percentiles::of(&p.latency.total)).unwrap_or_default();
-    let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
-    let mut table = Table::new(&["(ms)", "BASELINE", "DURING CATCH-UP"]);
-    table.row(vec!["tailing e2e p50".into(), ms(tail(base).p50), ms(tail(during).p50)]);
-    table.row(vec!["tailing e2e p99".into(), ms(tail(base).p99), ms(tail(during).p99)]);
-    table.row(vec!["tailing e2e p99.9".into(), ms(tail(base).p99_9), ms(tail(during).p99_9)]);
-    table.row(vec!["produce p99".into(), ms(produce(base).p99), ms(produce(during).p99)]);
-    table.row(vec!["produce p99.9".into(), ms(produce(base).p99_9), ms(produce(during).p99_9)]);
+    let mut table = Table::new(&["(ms)", "BASELINE", "DURING CATCH-UP", "RISE"]);
+    let mut row = |what: &str, base: u64, during: u64| table.row(vec![what.into(), ms(base), ms(during), rise(base, during)]);
+    let (tail_base, tail_during, produce_base, produce_during) = (tail(base), tail(during), produce(base), produce(during));
+    row("tailing e2e p50", tail_base.p50, tail_during.p50);
+    row("tailing e2e p99", tail_base.p99, tail_during.p99);
+    row("tailing e2e p99.9", tail_base.p99_9, tail_during.p99_9);
+    row("produce p99", produce_base.p99, produce_during.p99);
+    row("produce p99.9", produce_base.p99_9, produce_during.p99_9);
     let mut text = table.render();
     let mut drain_json = Value::Null;
     if let Some(d) = &during.drain {
@@ -127,8 +174,8 @@ fn catch_up_summary(base: &PhaseResult, during: &PhaseResult) -> (String, Value)
         drain_json = json!({ "messages": d.measured, "bytes": d.bytes, "seconds": d.seconds, "mb_per_second": mbps, "messages_per_second": mps, "passes": d.passes });
     }
     let json = json!({
-        "tailing_e2e_us": { "baseline": tail(base), "during_catch_up": tail(during) },
-        "produce_us": { "baseline": produce(base), "during_catch_up": produce(during) },
+        "tailing_e2e_us": { "baseline": tail_base, "during_catch_up": tail_during },
+        "produce_us": { "baseline": produce_base, "during_catch_up": produce_during },
         "drain": drain_json,
     });
     (text, json)
