@@ -117,12 +117,14 @@ async fn run_shard(ctx: ShardContext<ShardRequest>, start: ShardStart, started: 
     let accepting = spawn_local(accept_loop(Rc::clone(&shard), listener, Rc::clone(&connections), limits));
     let retention = spawn_background(Rc::clone(&shard).run_retention());
     let compaction = spawn_background(Rc::clone(&shard).run_compaction());
+    let io_latency_log = spawn_background(Rc::clone(&shard).run_io_latency_log());
     ctx.stop.wait().await;
     info!(shard = %ctx.id, connections = connections.count(), "stopping");
     shard.begin_stop();
     accepting.await;
     retention.await;
     compaction.await;
+    io_latency_log.await;
     let left = connections.drain(DRAIN_LIMIT).await;
     if left > 0 {
         warn!(shard = %ctx.id, connections = left, "connections still open after the drain limit");

@@ -55,6 +55,8 @@ pub struct BrokerConfig {
     pub shard_catchup_read_bytes_per_second: u64,
     /// 0: no journal, each strict-mode partition fdatasyncs its own segment.
     pub shard_journal_bytes: u64,
+    /// 0: the shards do not log their file operations' latency.
+    pub shard_io_latency_log_ms: u64,
     pub auto_create_topics_enable: bool,
     pub num_partitions: i32,
     pub message_max_bytes: i32,
@@ -144,6 +146,7 @@ impl BrokerConfig {
             shard_catchup_read_chunk_bytes: to_usize(p.take_int("shard.catchup.read.chunk.bytes", 4096, 64 << 20)?),
             shard_catchup_read_bytes_per_second: to_u64(p.take_int("shard.catchup.read.bytes.per.second", 0, i64::MAX)?),
             shard_journal_bytes: to_u64(p.take_int("shard.journal.bytes", 0, 1 << 30)?),
+            shard_io_latency_log_ms: to_u64(p.take_int("shard.io.latency.log.ms", 0, 86_400_000)?),
             auto_create_topics_enable: p.take_bool("auto.create.topics.enable")?,
             num_partitions: to_i32(p.take_int("num.partitions", 1, 1 << 16)?),
             message_max_bytes: to_i32(p.take_int("message.max.bytes", 0, max_i32)?),

@@ -16,6 +16,7 @@ use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 
 use crate::error::out_of_space;
 use crate::faults::{self, FaultOp};
+use crate::latency::{timed, IoOp};
 use crate::reader::{FileReader, ReadBackend};
 use crate::{IoError, IoMode, Result};
 
@@ -114,7 +115,7 @@ impl AppendFile {
                 dst[used..].fill(0);
                 let new_tail_start = usize::try_from(align_down(new_len) - start).expect("fits");
                 let new_tail = dst[new_tail_start..used].to_vec();
-                let written = file.write_at(buf, start).await.map_err(|e| IoError::os("write", &self.path, e))?;
+                let written = timed(IoOp::Write, file.write_at(buf, start)).await.map_err(|e| IoError::os("write", &self.path, e))?;
                 if written != size {
                     return Err(IoError::ShortWrite { op: "write", path: self.path.clone(), written, expected: size });
                 }
@@ -123,7 +124,7 @@ impl AppendFile {
             WriteBackend::Buffered { file } => {
                 let mut buf = vec![0u8; added];
                 copy_chunks(&mut buf, chunks);
-                let written = file.write_at(buf, self.len).await.map_err(|e| IoError::os("write", &self.path, e))?;
+                let written = timed(IoOp::Write, file.write_at(buf, self.len)).await.map_err(|e| IoError::os("write", &self.path, e))?;
                 if written != added {
                     return Err(IoError::ShortWrite { op: "write", path: self.path.clone(), written, expected: added });
                 }
@@ -208,10 +209,13 @@ impl FileSyncer {
 
     async fn fdatasync(&self, len: u64, exact: bool) -> Result<()> {
         faults::check(FaultOp::Sync, &self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-        let result = match &self.backend {
-            ReadBackend::Direct(file) => file.fdatasync().await,
-            ReadBackend::Buffered(file) => file.fdatasync().await,
-        };
+        let result = timed(IoOp::Sync, async {
+            match &self.backend {
+                ReadBackend::Direct(file) => file.fdatasync().await,
+                ReadBackend::Buffered(file) => file.fdatasync().await,
+            }
+        })
+        .await;
         result.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
         faults::record_sync(&self.path, len, exact);
         Ok(())

@@ -6,13 +6,15 @@
 //! [`fs`] create, fsync and remove files and directories; the shard journal overwrites its
 //! [`RingFile`] in place. Nothing here blocks a shard thread:
 //! file I/O goes through io_uring and directory walks run on glommio's blocking pool.
-//! [`faults`] is the seam through which tests make operations fail.
+//! [`faults`] is the seam through which tests make operations fail; [`latency`] times the
+//! writes, fdatasyncs and reads.
 
 mod append_file;
 mod error;
 pub mod faults;
 mod mapped_file;
 pub mod fs;
+pub mod latency;
 mod reader;
 mod ring_file;
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use glommio::io::{BufferedFile, DmaFile};
 
 use crate::faults::{self, FaultOp};
+use crate::latency::{timed, IoOp};
 use crate::{IoError, IoMode, Result};
 
 #[derive(Clone)]
@@ -56,10 +57,13 @@ impl FileReader {
     /// widened to the device alignment internally.
     pub async fn read_at(&self, pos: u64, len: usize) -> Result<Bytes> {
         faults::check(FaultOp::Read, &self.path).map_err(|e| IoError::os("read", &self.path, e))?;
-        let read = match &self.backend {
-            ReadBackend::Direct(file) => file.read_at(pos, len).await,
-            ReadBackend::Buffered(file) => file.read_at(pos, len).await,
-        };
+        let read = timed(IoOp::Read, async {
+            match &self.backend {
+                ReadBackend::Direct(file) => file.read_at(pos, len).await,
+                ReadBackend::Buffered(file) => file.read_at(pos, len).await,
+            }
+        })
+        .await;
         let read = read.map_err(|e| IoError::os("read", &self.path, e))?;
         Ok(Bytes::copy_from_slice(&read))
     }

@@ -12,6 +12,7 @@ use glommio::io::{DmaFile, OpenOptions};
 
 use crate::append_file::{align_up, PAGE_BYTES};
 use crate::faults::{self, FaultOp};
+use crate::latency::{timed, IoOp};
 use crate::{IoError, Result};
 
 /// Zeros are written in chunks of this size when the file is created.
@@ -58,7 +59,7 @@ impl RingFile {
         faults::check(FaultOp::Write, &self.path).map_err(|e| IoError::os("write", &self.path, e))?;
         let mut buf = self.file.alloc_dma_buffer(len);
         fill(buf.as_bytes_mut());
-        let written = self.file.write_at(buf, position).await.map_err(|e| IoError::os("write", &self.path, e))?;
+        let written = timed(IoOp::Write, self.file.write_at(buf, position)).await.map_err(|e| IoError::os("write", &self.path, e))?;
         if written != len {
             return Err(IoError::ShortWrite { op: "write", path: self.path.clone(), written, expected: len });
         }
@@ -68,7 +69,7 @@ impl RingFile {
     /// fdatasync: every write before this call is durable when it returns.
     pub async fn sync(&self) -> Result<()> {
         faults::check(FaultOp::Sync, &self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-        self.file.fdatasync().await.map_err(|e| IoError::os("fdatasync", &self.path, e))
+        timed(IoOp::Sync, self.file.fdatasync()).await.map_err(|e| IoError::os("fdatasync", &self.path, e))
     }
 
     pub async fn close(self) -> Result<()> {

@@ -1,11 +1,13 @@
 //! Periodic background work of a shard, in the background task queue so it never crowds out
 //! requests: retention every log.retention.check.interval.ms, compaction every
-//! log.cleaner.backoff.ms for partitions whose cleanup.policy includes compact.
+//! log.cleaner.backoff.ms for partitions whose cleanup.policy includes compact, and the log of
+//! file operation latencies every shard.io.latency.log.ms.
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future;
+use strand_io::latency;
 use strand_shards::task::sleep;
 use tracing::{info, warn};
 
@@ -38,6 +40,22 @@ impl ShardState {
                     Ok(_) => {}
                     Err(e) => warn!(topic = %partition.topic, partition = partition.index, error = %e, "compaction failed"),
                 }
+            }
+        }
+    }
+
+    /// Logs the latency of the shard's file writes, fdatasyncs and reads of each interval
+    /// until the shard stops; nothing when shard.io.latency.log.ms is 0.
+    pub async fn run_io_latency_log(self: Rc<Self>) {
+        if self.config.shard_io_latency_log_ms == 0 {
+            return;
+        }
+        let interval = Duration::from_millis(self.config.shard_io_latency_log_ms);
+        let _ = latency::take(); // from the start of the first interval
+        while self.pause_unless_stopped(interval).await {
+            for op in latency::take() {
+                info!(shard = %self.id, op = op.op.name(), count = op.count, p50_us = op.p50_us, p99_us = op.p99_us,
+                      p999_us = op.p999_us, max_us = op.max_us, "I/O latency");
             }
         }
     }

@@ -4,6 +4,7 @@ durability across a clean restart and across SIGKILL."""
 from __future__ import annotations
 
 import collections
+import re
 import time
 
 import pytest
@@ -25,7 +26,9 @@ from conftest import (
     producer_conf,
     unique_topic,
     wait_for_topic,
+    wait_until,
 )
+from crashkit import own_broker, pass_config
 
 N_MESSAGES = 10_000
 N_PARTITIONS = 3
@@ -341,3 +344,34 @@ def test_large_fetches_round_trip_from_cache_and_from_disk(broker):
     broker.restart()
     wait_for_topic(broker.bootstrap, topic, partitions)
     check(*consume_topic(broker.bootstrap, topic, partitions, n, timeout=60.0)[:2])
+
+
+IO_LATENCY_LINE = re.compile(r'I/O latency.*op="?(\w+)"?.*count=(\d+) p50_us=(\d+) p99_us=(\d+) p999_us=(\d+) max_us=(\d+)')
+
+
+def test_shards_log_the_latency_of_their_writes_fdatasyncs_and_reads(strand_bin, broker, tmp_path, request):
+    """shard.io.latency.log.ms: every interval each shard logs, per file operation it ran,
+    how many and their p50/p99/p99.9/max latency; without the key it logs none."""
+    topic = unique_topic("iolatency")
+    # No tail cache: the fetches read the segment from disk.
+    config = pass_config("shard.io.latency.log.ms = 300\nshard.tail.cache.bytes = 0\n")
+    with own_broker(strand_bin, tmp_path / "data", tmp_path / "broker.log", config, request=request, shards=1) as logging:
+        create_topic(logging.bootstrap, topic, 1)
+        p = Producer(producer_conf(logging.bootstrap, **{"linger.ms": 0}))
+        reports = produce_and_wait(p, [dict(topic=topic, partition=0, value=b"v-%d" % i) for i in range(40)])
+        assert all(err is None for err, *_ in reports)
+        records, errors = consume_topic(logging.bootstrap, topic, 1, 40)[:2]
+        assert not errors and len(records) == 40
+
+        def counts() -> dict[str, int]:
+            seen: dict[str, int] = collections.Counter()
+            for m in IO_LATENCY_LINE.finditer(logging.log_text()):
+                op, count, p50, p99, p999, top = m.group(1), *map(int, m.groups()[1:])
+                assert count > 0 and 0 < p50 <= p99 <= p999 <= top < 60_000_000, m.group(0)
+                seen[op] += count
+            return seen
+
+        wait_until(lambda: {"write", "fdatasync", "read"} <= set(counts()), timeout=10,
+                   what="I/O latency lines for write, fdatasync and read")
+    # The suite's shared broker runs without the key.
+    assert "I/O latency" not in broker.log_text()
