@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
 fn shared(dir: &std::path::Path, journal_bytes: u64) -> LogShared {
     LogShared {
         tail_cache: TailCache::new(64 << 20),
-        catch_up: Rc::new(CatchUpReads::new(1, 1 << 20, 0)),
+        catch_up: Rc::new(CatchUpReads::new(1, 1 << 20, 1 << 20, 0)),
         journal: Rc::new(Journal::new(dir, journal_bytes)),
     }
 }

@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub shard_tail_cache_bytes: usize,
     pub shard_catchup_reads_max: usize,
     pub shard_catchup_read_chunk_bytes: usize,
+    /// The catch-up read size while the shard is writing; a value above
+    /// `shard_catchup_read_chunk_bytes` acts as that.
+    pub shard_catchup_read_chunk_busy_bytes: usize,
     pub shard_catchup_read_bytes_per_second: u64,
     /// 0: no journal, each strict-mode partition fdatasyncs its own segment.
     pub shard_journal_bytes: u64,
@@ -144,6 +147,7 @@ impl BrokerConfig {
             shard_tail_cache_bytes: to_usize(p.take_int("shard.tail.cache.bytes", 0, 1 << 40)?),
             shard_catchup_reads_max: to_usize(p.take_int("shard.catchup.reads.max", 1, 1024)?),
             shard_catchup_read_chunk_bytes: to_usize(p.take_int("shard.catchup.read.chunk.bytes", 4096, 64 << 20)?),
+            shard_catchup_read_chunk_busy_bytes: to_usize(p.take_int("shard.catchup.read.chunk.busy.bytes", 4096, 64 << 20)?),
             shard_catchup_read_bytes_per_second: to_u64(p.take_int("shard.catchup.read.bytes.per.second", 0, i64::MAX)?),
             shard_journal_bytes: to_u64(p.take_int("shard.journal.bytes", 0, 1 << 30)?),
             shard_io_latency_log_ms: to_u64(p.take_int("shard.io.latency.log.ms", 0, 86_400_000)?),

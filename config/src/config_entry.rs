@@ -69,6 +69,7 @@ const INT_KEYS: &[&str] = &[
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
     "shard.catchup.read.chunk.bytes",
+    "shard.catchup.read.chunk.busy.bytes",
     "shard.catchup.reads.max",
     "shard.inbox.max",
     "shard.io.memory.bytes",

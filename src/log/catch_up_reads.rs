@@ -7,7 +7,11 @@
 //! task queue, so writes, fsyncs and tailing fetches keep priority.
 //!
 //! Each disk read is `shard.catchup.read.chunk.bytes` (within the bytes its caller says are
-//! readable; more only when one batch is larger). A fetch takes at most one chunk per
+//! readable; more only when one batch is larger), or `shard.catchup.read.chunk.busy.bytes`
+//! while the shard is writing (it wrote within `WRITE_ACTIVITY`). A write or fdatasync that
+//! reaches a device with one queue waits for the read in flight, so while acknowledgements
+//! wait on writes the reads are cut short, as Seastar's I/O scheduler splits large requests;
+//! with no writes, reads are long and catch-up is fast. A fetch takes at most one read per
 //! partition, so with the clients' default max.partition.fetch.bytes (1 MiB) each fetch reads
 //! its own chunk, from the index entry before its offset: the partial batch a chunk ends in is
 //! read again by the next fetch. A fetch asking for less than a chunk leaves the rest in one
@@ -15,10 +19,11 @@
 //! its next fetches from memory. The slots bound readahead memory per shard, however many
 //! partitions there are.
 //!
-//! Reads are not larger because an fdatasync waits for the read in flight on this kind of
-//! device: with fio on the bench VM, a 64 KiB O_DIRECT writer with fdatasync per write took
-//! 116 us per sync alone, 1,458 us beside a 1 MiB reader (one read in flight) and 359 us
-//! beside a 256 KiB reader, which still read 894 MiB/s (docs/benchmarks.md).
+//! With fio on the bench VM, a 64 KiB O_DIRECT writer with fdatasync per write took 116 us per
+//! sync alone, 1,458 us beside a 1 MiB reader (one read in flight) and 359 us beside a 256 KiB
+//! reader, which still read 894 MiB/s. In W3 (16 partitions written at 151k msg/s) the tailing
+//! p99 rose 1.26-1.32x with 64 KiB reads against 2.23-2.25x with 256 KiB ones, and the drain fell
+//! from 295 to 166 MiB/s (docs/benchmarks.md).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -33,6 +38,9 @@ use strand_shards::task::{sleep, spawn_background};
 /// Readahead buffers kept per shard.
 const READAHEAD_SLOTS: usize = 8;
 
+/// A shard that wrote this recently reads in `busy_read_bytes`.
+pub const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
+
 /// Bytes of a file read ahead of a fetch.
 struct Readahead {
     path: PathBuf,
@@ -44,6 +52,9 @@ pub struct CatchUpReads {
     readahead: RefCell<VecDeque<Readahead>>,
     depth_max: usize,
     read_bytes: usize,
+    busy_read_bytes: usize,
+    /// When the shard last wrote to a log.
+    last_write: Cell<Option<Instant>>,
     in_flight: Cell<usize>,
     freed: Event,
     /// Bytes per second; 0 means unlimited.
@@ -67,11 +78,13 @@ impl Drop for Slot<'_> {
 }
 
 impl CatchUpReads {
-    pub fn new(depth_max: usize, read_bytes: usize, bytes_per_second: u64) -> Self {
+    pub fn new(depth_max: usize, read_bytes: usize, busy_read_bytes: usize, bytes_per_second: u64) -> Self {
         Self {
             readahead: RefCell::new(VecDeque::new()),
             depth_max: depth_max.max(1),
             read_bytes: read_bytes.max(1),
+            busy_read_bytes: busy_read_bytes.clamp(1, read_bytes.max(1)),
+            last_write: Cell::new(None),
             in_flight: Cell::new(0),
             freed: Event::new(),
             rate: bytes_per_second,
@@ -82,9 +95,17 @@ impl CatchUpReads {
         }
     }
 
-    /// Bytes of one disk read: a fetch's window below the tail cache is at most this long.
+    /// Bytes of one disk read now: a fetch's window below the tail cache is at most this long.
     pub fn read_bytes(&self) -> usize {
-        self.read_bytes
+        match self.last_write.get() {
+            Some(at) if at.elapsed() < WRITE_ACTIVITY => self.busy_read_bytes,
+            _ => self.read_bytes,
+        }
+    }
+
+    /// The shard just wrote to a log: reads are `busy_read_bytes` for a while.
+    pub fn note_write(&self) {
+        self.last_write.set(Some(Instant::now()));
     }
 
     /// Disk reads made since the shard started.
@@ -104,7 +125,7 @@ impl CatchUpReads {
         if let Some(hit) = self.read_ahead_hit(reader.path(), position, len) {
             return Ok(hit);
         }
-        let want = len.max(self.read_bytes).min(usize::try_from(readable.saturating_sub(position)).unwrap_or(usize::MAX)).max(len);
+        let want = len.max(self.read_bytes()).min(usize::try_from(readable.saturating_sub(position)).unwrap_or(usize::MAX)).max(len);
         let _slot = self.admit().await;
         self.take_tokens(want as u64).await;
         let owned = reader.clone();

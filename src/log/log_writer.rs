@@ -212,6 +212,7 @@ impl PartitionLog {
         let next_offset = last.header.next_offset();
         let start = writer.active.log.len();
         let chunks: Vec<Bytes> = group.iter().map(|b| b.bytes.clone()).collect();
+        self.catch_up.note_write();
         writer.active.log.append(&chunks).await?;
         let mut state = self.state.borrow_mut();
         let interval = self.config.get().index_interval_bytes;

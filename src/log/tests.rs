@@ -10,6 +10,7 @@ use strand_io::faults::{self, FaultOp};
 use strand_io::fs;
 
 use super::*;
+use super::catch_up_reads::WRITE_ACTIVITY;
 use crate::protocol::record_batch::split_batches;
 use crate::protocol::record_batch::tests::encoded_batch;
 
@@ -32,7 +33,7 @@ pub(super) fn shared() -> LogShared {
 fn shared_reading(chunk_bytes: usize) -> LogShared {
     LogShared {
         tail_cache: TailCache::new(0),
-        catch_up: std::rc::Rc::new(CatchUpReads::new(1, chunk_bytes, 0)),
+        catch_up: std::rc::Rc::new(CatchUpReads::new(1, chunk_bytes, chunk_bytes, 0)),
         journal: std::rc::Rc::new(Journal::new(&std::env::temp_dir(), 0)),
     }
 }
@@ -378,6 +379,31 @@ fn a_sequential_catch_up_reader_is_served_from_readahead() {
         assert_eq!(read_all(&log).await, (0..600).collect::<Vec<i64>>());
         let reads = shared.catch_up.disk_reads() - before;
         assert!(reads <= 2, "{reads} disk reads for 200 sequential fetches");
+    });
+}
+
+#[test]
+fn catch_up_reads_are_short_while_the_shard_writes_and_long_once_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
+    run(move || async move {
+        let shared = LogShared { catch_up: std::rc::Rc::new(CatchUpReads::new(1, 16384, 4096, 0)), ..shared() };
+        let log = PartitionLog::open(&path, config, &shared, None).await.unwrap();
+        for i in 0..300 {
+            append(&log, 3, i).await.unwrap();
+        }
+        // Just written: one short read.
+        let before = shared.catch_up.disk_reads();
+        let busy = log.read(0, 1 << 20).await.unwrap().records;
+        assert_eq!(shared.catch_up.disk_reads() - before, 1);
+        assert!(!busy.is_empty() && busy.len() <= 4096, "{} bytes", busy.len());
+        // No write for longer than WRITE_ACTIVITY: one long read.
+        strand_shards::task::sleep(WRITE_ACTIVITY + std::time::Duration::from_millis(20)).await;
+        let idle = log.read(0, 1 << 20).await.unwrap().records;
+        assert_eq!(shared.catch_up.disk_reads() - before, 2);
+        assert!(idle.len() > 3 * 4096 && idle.len() <= 16384, "{} bytes", idle.len());
+        assert_eq!(&idle[..busy.len()], &busy[..]);
     });
 }
 

@@ -58,6 +58,7 @@ impl ShardState {
                 catch_up: Rc::new(CatchUpReads::new(
                     config.shard_catchup_reads_max,
                     config.shard_catchup_read_chunk_bytes,
+                    config.shard_catchup_read_chunk_busy_bytes,
                     config.shard_catchup_read_bytes_per_second,
                 )),
                 journal: Rc::new(Journal::new(&config.log_dirs, config.shard_journal_bytes)),
