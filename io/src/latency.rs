@@ -68,7 +68,7 @@ pub struct OpLatency {
     pub count: u64,
     pub p50_us: u64,
     pub p99_us: u64,
-    pub p999_us: u64,
+    pub p99_9_us: u64,
     pub max_us: u64,
 }
 
@@ -86,7 +86,7 @@ pub fn take() -> Vec<OpLatency> {
                     count: h.len(),
                     p50_us: h.value_at_quantile(0.5),
                     p99_us: h.value_at_quantile(0.99),
-                    p999_us: h.value_at_quantile(0.999),
+                    p99_9_us: h.value_at_quantile(0.999),
                     max_us: h.max(),
                 });
                 h.reset();

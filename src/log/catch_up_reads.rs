@@ -11,8 +11,10 @@
 //! while the shard is writing (it wrote within `WRITE_ACTIVITY`). A write or fdatasync that
 //! reaches a device with one queue waits for the read in flight, so while acknowledgements
 //! wait on writes the reads are cut short, as Seastar's I/O scheduler splits large requests;
-//! with no writes, reads are long and catch-up is fast. A fetch takes at most one read per
-//! partition, so with the clients' default max.partition.fetch.bytes (1 MiB) each fetch reads
+//! with no writes, reads are long and catch-up is fast. The signal is per shard: a shard that
+//! is not writing reads long even when other shards write to the same disk, and the first
+//! write after a quiet 100 ms may find a long read in flight. A fetch takes one read per
+//! partition (more only for a first batch longer than the read), so with the clients' default max.partition.fetch.bytes (1 MiB) each fetch reads
 //! its own chunk, from the index entry before its offset: the partial batch a chunk ends in is
 //! read again by the next fetch. A fetch asking for less than a chunk leaves the rest in one
 //! of the shard's `READAHEAD_SLOTS`, so a consumer fetching small amounts far behind is served
@@ -22,8 +24,8 @@
 //! With fio on the bench VM, a 64 KiB O_DIRECT writer with fdatasync per write took 116 us per
 //! sync alone, 1,458 us beside a 1 MiB reader (one read in flight) and 359 us beside a 256 KiB
 //! reader, which still read 894 MiB/s. In W3 (16 partitions written at 151k msg/s) the tailing
-//! p99 rose 1.26-1.32x with 64 KiB reads against 2.23-2.25x with 256 KiB ones, and the drain fell
-//! from 295 to 166 MiB/s (docs/benchmarks.md).
+//! p99 rose 1.26-1.32x with fixed 64 KiB reads against 2.23-2.25x with 256 KiB ones, and the
+//! drain fell from 295 to 166 MiB/s (docs/benchmarks.md).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -39,7 +41,7 @@ use strand_shards::task::{sleep, spawn_background};
 const READAHEAD_SLOTS: usize = 8;
 
 /// A shard that wrote this recently reads in `busy_read_bytes`.
-pub const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
+const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
 
 /// Bytes of a file read ahead of a fetch.
 struct Readahead {
@@ -53,8 +55,9 @@ pub struct CatchUpReads {
     depth_max: usize,
     read_bytes: usize,
     busy_read_bytes: usize,
-    /// When the shard last wrote to a log.
+    /// When the shard last wrote to a log, and how long it counts as writing after that.
     last_write: Cell<Option<Instant>>,
+    write_activity: Duration,
     in_flight: Cell<usize>,
     freed: Event,
     /// Bytes per second; 0 means unlimited.
@@ -85,6 +88,7 @@ impl CatchUpReads {
             read_bytes: read_bytes.max(1),
             busy_read_bytes: busy_read_bytes.clamp(1, read_bytes.max(1)),
             last_write: Cell::new(None),
+            write_activity: WRITE_ACTIVITY,
             in_flight: Cell::new(0),
             freed: Event::new(),
             rate: bytes_per_second,
@@ -98,9 +102,17 @@ impl CatchUpReads {
     /// Bytes of one disk read now: a fetch's window below the tail cache is at most this long.
     pub fn read_bytes(&self) -> usize {
         match self.last_write.get() {
-            Some(at) if at.elapsed() < WRITE_ACTIVITY => self.busy_read_bytes,
+            Some(at) if at.elapsed() < self.write_activity => self.busy_read_bytes,
             _ => self.read_bytes,
         }
+    }
+
+    /// Tests on a loaded machine, where a write and its fdatasync may take longer than
+    /// `WRITE_ACTIVITY`: a longer window.
+    #[cfg(test)]
+    pub fn with_write_activity(mut self, window: Duration) -> Self {
+        self.write_activity = window;
+        self
     }
 
     /// The shard just wrote to a log: reads are `busy_read_bytes` for a while.

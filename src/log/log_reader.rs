@@ -2,7 +2,7 @@
 //! the nearest index entry, CRCs verified) and lookups by timestamp. Runs on the shard that
 //! owns the partition; never reads past the high watermark.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use strand_io::FileReader;
 
 use super::batch_scan::{scan_batches, Scan};
@@ -13,8 +13,9 @@ impl PartitionLog {
     /// Reads whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
     /// if any is there, as Kafka does since KIP-74), never past the high watermark. Served
     /// from the tail cache when the offset is there; otherwise one catch-up read of the window
-    /// from the nearest index entry (at most `shard.catchup.read.chunk.bytes`, so a fetch far behind
-    /// may get less than `max_bytes`, as Kafka allows).
+    /// from the nearest index entry (at most the shard's catch-up read size, so a fetch far
+    /// behind may get less than `max_bytes`, as Kafka allows), and more reads of that size
+    /// only for a first batch longer than the window.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
         // An offline log serves nothing, as Kafka's offline replicas do (KAFKA_STORAGE_ERROR).
         if let Some(failure) = &self.state.borrow().failure {
@@ -49,7 +50,7 @@ impl PartitionLog {
             let window = self.catch_up.read(&reader, start, window_len, end).await?;
             let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
                 Picked::Range(from, to) => window.slice(from..to),
-                Picked::Cut { at, len } => self.catch_up.read(&reader, start + at as u64, len, end).await?,
+                Picked::Cut { at, len } => self.read_rest_of_batch(&reader, &window, start, at, len, end).await?,
                 // Every batch in the window is before `offset`: go on after them, in this
                 // segment or the next.
                 Picked::Before(walked) if walked > 0 && start + (walked as u64) < end => {
@@ -63,6 +64,24 @@ impl PartitionLog {
             };
             return Ok(LogRead { records: verified_prefix(records)?, offsets });
         }
+    }
+
+    /// The batch of `len` bytes that starts at `window[at..]` (the window read at `start`) and
+    /// runs past it: the rest is read in pieces of at most the current catch-up read size, so
+    /// a batch larger than a read makes no longer read for writes to wait behind, and the
+    /// window's bytes are not read again.
+    async fn read_rest_of_batch(&self, reader: &FileReader, window: &Bytes, start: u64, at: usize, len: usize, end: u64) -> Result<Bytes, LogError> {
+        let mut batch = BytesMut::with_capacity(len);
+        batch.extend_from_slice(&window[at..]);
+        while batch.len() < len {
+            let want = (len - batch.len()).min(self.catch_up.read_bytes());
+            let piece = self.catch_up.read(reader, start + (at + batch.len()) as u64, want, end).await?;
+            if piece.is_empty() {
+                break; // The segment ends inside the batch: the CRC check serves what is whole.
+            }
+            batch.extend_from_slice(&piece);
+        }
+        Ok(batch.freeze())
     }
 
     /// The reader and the byte range to read for `offset` in segment `index`, if it exists.

@@ -10,7 +10,6 @@ use strand_io::faults::{self, FaultOp};
 use strand_io::fs;
 
 use super::*;
-use super::catch_up_reads::WRITE_ACTIVITY;
 use crate::protocol::record_batch::split_batches;
 use crate::protocol::record_batch::tests::encoded_batch;
 
@@ -388,7 +387,10 @@ fn catch_up_reads_are_short_while_the_shard_writes_and_long_once_it_stops() {
     let path = dir.path().join("t-0");
     let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
     run(move || async move {
-        let shared = LogShared { catch_up: std::rc::Rc::new(CatchUpReads::new(1, 16384, 4096, 0)), ..shared() };
+        // Writing counts for 2 s, far longer than an append takes even on a loaded machine.
+        let activity = std::time::Duration::from_secs(2);
+        let catch_up = CatchUpReads::new(1, 16384, 4096, 0).with_write_activity(activity);
+        let shared = LogShared { catch_up: std::rc::Rc::new(catch_up), ..shared() };
         let log = PartitionLog::open(&path, config, &shared, None).await.unwrap();
         for i in 0..300 {
             append(&log, 3, i).await.unwrap();
@@ -398,8 +400,8 @@ fn catch_up_reads_are_short_while_the_shard_writes_and_long_once_it_stops() {
         let busy = log.read(0, 1 << 20).await.unwrap().records;
         assert_eq!(shared.catch_up.disk_reads() - before, 1);
         assert!(!busy.is_empty() && busy.len() <= 4096, "{} bytes", busy.len());
-        // No write for longer than WRITE_ACTIVITY: one long read.
-        strand_shards::task::sleep(WRITE_ACTIVITY + std::time::Duration::from_millis(20)).await;
+        // No write for longer than that: one long read.
+        strand_shards::task::sleep(activity + std::time::Duration::from_millis(20)).await;
         let idle = log.read(0, 1 << 20).await.unwrap().records;
         assert_eq!(shared.catch_up.disk_reads() - before, 2);
         assert!(idle.len() > 3 * 4096 && idle.len() <= 16384, "{} bytes", idle.len());
@@ -428,10 +430,14 @@ fn a_fetch_far_behind_takes_one_catch_up_read_and_a_larger_batch_whole() {
         assert!(!first.is_empty() && first.len() <= 4096, "{} bytes", first.len());
         assert_eq!(split_batches(&first).unwrap()[0].1.base_offset, 0);
 
-        // A batch larger than one read is still served whole, on its own.
+        // A batch larger than one read is still served whole, on its own, read in reads no
+        // longer than the others.
+        let (reads, read_bytes) = (shared.catch_up.disk_reads(), shared.catch_up.bytes_read());
         let whole = log.read(big.base_offset, 1 << 20).await.unwrap().records;
         let batches = split_batches(&whole).unwrap();
         assert!(whole.len() > 4096, "{} bytes", whole.len());
+        let (reads, read_bytes) = (shared.catch_up.disk_reads() - reads, shared.catch_up.bytes_read() - read_bytes);
+        assert!(reads >= 2 && read_bytes <= reads * 4096, "{reads} reads of {read_bytes} bytes");
         assert_eq!((batches.len(), batches[0].1.base_offset, batches[0].1.next_offset()), (1, big.base_offset, big.last_offset + 1));
 
         // Fetching on from each answer's end reads every offset once, in order.

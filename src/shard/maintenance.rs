@@ -55,7 +55,7 @@ impl ShardState {
         while self.pause_unless_stopped(interval).await {
             for op in latency::take() {
                 info!(shard = %self.id, op = op.op.name(), count = op.count, p50_us = op.p50_us, p99_us = op.p99_us,
-                      p999_us = op.p999_us, max_us = op.max_us, "I/O latency");
+                      p99_9_us = op.p99_9_us, max_us = op.max_us, "I/O latency");
             }
         }
     }

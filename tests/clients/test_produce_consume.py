@@ -346,7 +346,7 @@ def test_large_fetches_round_trip_from_cache_and_from_disk(broker):
     check(*consume_topic(broker.bootstrap, topic, partitions, n, timeout=60.0)[:2])
 
 
-IO_LATENCY_LINE = re.compile(r'I/O latency.*op="?(\w+)"?.*count=(\d+) p50_us=(\d+) p99_us=(\d+) p999_us=(\d+) max_us=(\d+)')
+IO_LATENCY_LINE = re.compile(r'I/O latency.*op="?(\w+)"?.*count=(\d+) p50_us=(\d+) p99_us=(\d+) p99_9_us=(\d+) max_us=(\d+)')
 
 
 def test_shards_log_the_latency_of_their_writes_fdatasyncs_and_reads(strand_bin, broker, tmp_path, request):
