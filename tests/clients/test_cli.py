@@ -261,6 +261,11 @@ def test_bench_catch_up_rounds_alternate_and_merge(strand_bin, broker, tmp_path)
         assert summary["produce_us"][key]["count"] == sum(measured), (summary, measured)
         tailed = sum(p["end_to_end"]["measured_messages"] for p in rounds[kind])
         assert summary["tailing_e2e_us"][key]["count"] == tailed, summary
+    for i, figures in enumerate(doc["rounds_p99"]):
+        for side, phase in (("baseline", rounds["baseline"][i]), ("during_catch_up", rounds["catch-up"][i])):
+            assert figures["produce_p99_us"][side] == phase["produce"]["latency"]["percentiles"]["p99"], figures
+            assert figures["tailing_e2e_p99_us"][side] == phase["end_to_end"]["latency"]["percentiles"]["p99"], figures
+    assert len(doc["rounds_p99"]) == 2
     drained = [p["drain"]["measured_messages"] for p in rounds["catch-up"]]
     assert all(d > 0 for d in drained) and summary["drain"]["messages"] == sum(drained), (summary, drained)
 

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::command::{setup, spec, write_outputs};
 use super::engine::{PhaseResult, PhaseSpec};
-use super::latency::{LatencyRecorder, Percentiles};
+use super::latency::Percentiles;
 use super::load_args::LoadArgs;
 use super::report::{phase_json, phase_table};
 use super::topic_setup::high_watermarks;
@@ -109,33 +109,41 @@ fn catch_up(brokers: &BrokerArgs, args: &CatchUpArgs) -> anyhow::Result<()> {
     let base = PhaseResult::joined("baseline", &pairs.iter().map(|(base, _)| base).collect::<Vec<_>>());
     let during = PhaseResult::joined("catch-up", &pairs.iter().map(|(_, during)| during).collect::<Vec<_>>());
     let summary = catch_up_summary(&base, &during);
+    let rounds = rounds_figures(&pairs);
     if several {
-        writeln!(out, "== rounds (p99, ms: baseline -> during catch-up)\n{}", rounds_table(&pairs))?;
+        writeln!(out, "== rounds (p99, ms: baseline -> during catch-up)\n{}", rounds.0)?;
         writeln!(out, "== summary ({} rounds merged)\n{}", args.rounds, summary.0)?;
     } else {
         writeln!(out, "== summary\n{}", summary.0)?;
     }
     results.extend(pairs.into_iter().flat_map(|(base, during)| [base, during]));
     let phases: Vec<Value> = results.iter().map(phase_json).collect();
-    let body = json!({ "phases": phases, "summary": summary.1, "backlog_mb": args.backlog_mb, "rounds": args.rounds });
+    let body = json!({ "phases": phases, "summary": summary.1, "backlog_mb": args.backlog_mb, "rounds": args.rounds, "rounds_p99": rounds.1 });
     write_outputs(&bench, "scenario catch-up", body, &[base, during])
 }
 
-/// Each round's tailing and produce p99, baseline beside catch-up: how much the rounds differ.
-fn rounds_table(pairs: &[(PhaseResult, PhaseResult)]) -> String {
+/// Each round's tailing and produce p99, baseline beside catch-up, as a table and as JSON: how
+/// much the rounds differ.
+fn rounds_figures(pairs: &[(PhaseResult, PhaseResult)]) -> (String, Value) {
+    let tail = |r: &PhaseResult| r.e2e.as_ref().map(|(l, _)| Percentiles::of(&l.total).p99).unwrap_or_default();
+    let produce = |r: &PhaseResult| r.produce.as_ref().map(|p| Percentiles::of(&p.latency.total).p99).unwrap_or_default();
     let mut table = Table::new(&["ROUND", "TAILING E2E P99", "RISE", "PRODUCE P99", "RISE"]);
+    let mut rounds = Vec::new();
     for (i, (base, during)) in pairs.iter().enumerate() {
-        let (tail, produce) = (p99_rise(base, during, |r| r.e2e.as_ref().map(|(l, _)| l)), p99_rise(base, during, |r| r.produce.as_ref().map(|p| &p.latency)));
-        table.row(vec![(i + 1).to_string(), tail.0, tail.1, produce.0, produce.1]);
+        let (tail_base, tail_during, produce_base, produce_during) = (tail(base), tail(during), produce(base), produce(during));
+        table.row(vec![
+            (i + 1).to_string(),
+            format!("{} -> {}", ms(tail_base), ms(tail_during)),
+            rise(tail_base, tail_during),
+            format!("{} -> {}", ms(produce_base), ms(produce_during)),
+            rise(produce_base, produce_during),
+        ]);
+        rounds.push(json!({
+            "tailing_e2e_p99_us": { "baseline": tail_base, "during_catch_up": tail_during },
+            "produce_p99_us": { "baseline": produce_base, "during_catch_up": produce_during },
+        }));
     }
-    table.render()
-}
-
-/// "BASE -> DURING" p99 in ms and the ratio, of the latencies `pick` takes from each phase.
-fn p99_rise(base: &PhaseResult, during: &PhaseResult, pick: impl Fn(&PhaseResult) -> Option<&LatencyRecorder>) -> (String, String) {
-    let p99 = |r: &PhaseResult| pick(r).map(|l| Percentiles::of(&l.total).p99).unwrap_or_default();
-    let (b, d) = (p99(base), p99(during));
-    (format!("{} -> {}", ms(b), ms(d)), rise(b, d))
+    (table.render(), Value::Array(rounds))
 }
 
 fn ms(us: u64) -> String {
