@@ -26,6 +26,8 @@ mod tail_cache;
 mod time_index;
 
 #[cfg(test)]
+mod catch_up_tests;
+#[cfg(test)]
 mod compaction_tests;
 #[cfg(test)]
 mod journal_tests;
