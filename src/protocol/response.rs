@@ -62,7 +62,7 @@ pub fn encode_response<R: Encodable>(
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api_key.response_header_version(version);
     let size = header.compute_size(header_version)? + body.compute_size(version)?;
-    let referenced: usize = shared.iter().map(Bytes::len).filter(|&len| len >= SHARED_MIN_BYTES).sum();
+    let referenced: usize = shared.iter().filter(|part| is_referenced(part)).map(Bytes::len).sum();
     let mut buf = FrameBuf::new(4 + size.saturating_sub(referenced), shared);
     buf.put_i32(i32::try_from(size)?);
     header.encode(&mut buf, header_version)?;
@@ -70,6 +70,11 @@ pub fn encode_response<R: Encodable>(
     let frame = buf.finish();
     anyhow::ensure!(frame.len == 4 + size, "encoded {} bytes, computed {}", frame.len, 4 + size);
     Ok(frame)
+}
+
+/// Whether a shared byte string goes out as a part of its own rather than copied.
+fn is_referenced(part: &[u8]) -> bool {
+    part.len() >= SHARED_MIN_BYTES
 }
 
 /// The buffer a response is encoded into. A `put_slice` of exactly the next shared byte
@@ -132,7 +137,7 @@ unsafe impl BufMut for FrameBuf<'_> {
         if let Some((next, rest)) = self.shared.split_first() {
             if next.as_ptr() == src.as_ptr() && next.len() == src.len() {
                 self.shared = rest;
-                if src.len() >= SHARED_MIN_BYTES {
+                if is_referenced(src) {
                     self.close_current();
                     self.closed += next.len();
                     self.parts.push(next.clone());
