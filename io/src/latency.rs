@@ -1,12 +1,12 @@
 //! How long this thread's file operations take: data writes, fdatasyncs and reads, each timed
 //! from submission to the task's wake-up after completion (so a busy shard's lateness shows
-//! too). Kept per thread, like everything a shard owns, until [`take`] hands them over and
-//! starts afresh; a shard logs them every `shard.io.latency.log.ms`.
+//! too). Kept per thread, like everything a shard owns, from [`enable`] on, until [`take`]
+//! hands them over and starts afresh; a shard logs them every `shard.io.latency.log.ms`.
 //!
 //! This is where to look first when produce latency rises: a durable append is a write and an
 //! fdatasync, and on a device with one queue both wait behind the reads in flight.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::time::Instant;
 
@@ -42,10 +42,20 @@ fn histogram() -> Histogram<u64> {
 
 thread_local! {
     static HISTOGRAMS: RefCell<[Histogram<u64>; 3]> = RefCell::new([histogram(), histogram(), histogram()]);
+    /// Whether anyone takes the figures: until then no operation reads the clock.
+    static ENABLED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `operation`, an `op`, and records how long it took.
+/// Starts timing this thread's operations (a shard that logs them).
+pub fn enable() {
+    ENABLED.with(|enabled| enabled.set(true));
+}
+
+/// Runs `operation`, an `op`, and records how long it took when timing is enabled.
 pub(crate) async fn timed<T>(op: IoOp, operation: impl Future<Output = T>) -> T {
+    if !ENABLED.with(Cell::get) {
+        return operation.await;
+    }
     let started = Instant::now();
     let result = operation.await;
     record(op, started);

@@ -51,7 +51,7 @@ impl ShardState {
             return;
         }
         let interval = Duration::from_millis(self.config.shard_io_latency_log_ms);
-        let _ = latency::take(); // from the start of the first interval
+        latency::enable();
         while self.pause_unless_stopped(interval).await {
             for op in latency::take() {
                 info!(shard = %self.id, op = op.op.name(), count = op.count, p50_us = op.p50_us, p99_us = op.p99_us,
