@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
-use strand::log::{CatchUpReads, Journal, JournalKey, LogConfig, LogShared, PartitionLog, TailCache};
+use strand::log::{CatchUpLimits, CatchUpReads, Journal, JournalKey, LogConfig, LogShared, PartitionLog, TailCache};
 use strand::protocol::record_batch::{encode_batch, split_batches, BatchProducer};
 use strand_config::IoMode;
 
@@ -90,7 +90,13 @@ fn main() -> anyhow::Result<()> {
 fn shared(dir: &std::path::Path, journal_bytes: u64) -> LogShared {
     LogShared {
         tail_cache: TailCache::new(64 << 20),
-        catch_up: Rc::new(CatchUpReads::new(1, 1 << 20, 1 << 20, 0)),
+        catch_up: Rc::new(CatchUpReads::new(CatchUpLimits {
+            reads_max: 1,
+            read_bytes: 1 << 20,
+            busy_read_bytes: 1 << 20,
+            bytes_per_second: 0,
+            readahead_bytes: 4 << 20,
+        })),
         journal: Rc::new(Journal::new(dir, journal_bytes)),
     }
 }

@@ -56,6 +56,8 @@ pub struct BrokerConfig {
     /// `shard_catchup_read_chunk_bytes` acts as that.
     pub shard_catchup_read_chunk_busy_bytes: usize,
     pub shard_catchup_read_bytes_per_second: u64,
+    /// 0: no catch-up read is made or kept ahead of the fetch that wants it.
+    pub shard_catchup_readahead_bytes: usize,
     /// 0: no journal, each strict-mode partition fdatasyncs its own segment.
     pub shard_journal_bytes: u64,
     /// 0: the shards do not log their file operations' latency.
@@ -149,6 +151,7 @@ impl BrokerConfig {
             shard_catchup_read_chunk_bytes: to_usize(p.take_int("shard.catchup.read.chunk.bytes", 4096, 64 << 20)?),
             shard_catchup_read_chunk_busy_bytes: to_usize(p.take_int("shard.catchup.read.chunk.busy.bytes", 4096, 64 << 20)?),
             shard_catchup_read_bytes_per_second: to_u64(p.take_int("shard.catchup.read.bytes.per.second", 0, i64::MAX)?),
+            shard_catchup_readahead_bytes: to_usize(p.take_int("shard.catchup.readahead.bytes", 0, 1 << 30)?),
             shard_journal_bytes: to_u64(p.take_int("shard.journal.bytes", 0, 1 << 30)?),
             shard_io_latency_log_ms: to_u64(p.take_int("shard.io.latency.log.ms", 0, 86_400_000)?),
             auto_create_topics_enable: p.take_bool("auto.create.topics.enable")?,

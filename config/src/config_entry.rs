@@ -71,6 +71,7 @@ const INT_KEYS: &[&str] = &[
     "shard.catchup.read.chunk.bytes",
     "shard.catchup.read.chunk.busy.bytes",
     "shard.catchup.reads.max",
+    "shard.catchup.readahead.bytes",
     "shard.inbox.max",
     "shard.io.memory.bytes",
     "shards",

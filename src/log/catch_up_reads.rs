@@ -13,13 +13,18 @@
 //! wait on writes the reads are cut short, as Seastar's I/O scheduler splits large requests;
 //! with no writes, reads are long and catch-up is fast. The signal is per shard: a shard that
 //! is not writing reads long even when other shards write to the same disk, and the first
-//! write after a quiet 100 ms may find a long read in flight. A fetch takes one read per
-//! partition (more only for a first batch longer than the read), so with the clients' default max.partition.fetch.bytes (1 MiB) each fetch reads
-//! its own chunk, from the index entry before its offset: the partial batch a chunk ends in is
-//! read again by the next fetch. A fetch asking for less than a chunk leaves the rest in one
-//! of the shard's `READAHEAD_SLOTS`, so a consumer fetching small amounts far behind is served
-//! its next fetches from memory. The slots bound readahead memory per shard, however many
-//! partitions there are.
+//! write after a quiet 100 ms may find a long read in flight.
+//!
+//! A fetch takes one read per partition (more only for a first batch longer than the read),
+//! from the index entry before its offset. Once it is served, the log reads ahead where the
+//! consumer's next fetch will start ([`CatchUpReads::read_ahead`]), so the disk reads while
+//! the answer travels and the consumer handles it, instead of idling until the next fetch
+//! comes; that fetch takes the bytes, or waits for the read in flight. Reads ahead are
+//! admitted like any other, one at a time by default, so they add no depth a write would
+//! queue behind. A fetch asking for less than a read keeps the rest, so a consumer fetching
+//! small amounts far behind is served its next fetches from memory. What is held this way
+//! is at most `shard.catchup.readahead.bytes` per shard, however many partitions there are;
+//! a read ahead is skipped, not made, when it does not fit beside reads ahead not used yet.
 //!
 //! With fio on the bench VM, a 64 KiB O_DIRECT writer with fdatasync per write took 116 us per
 //! sync alone, 1,458 us beside a 1 MiB reader (one read in flight) and 359 us beside a 256 KiB
@@ -30,42 +35,82 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 use strand_io::{FileReader, IoError};
 use strand_shards::task::{sleep, spawn_background};
-
-/// Readahead buffers kept per shard.
-const READAHEAD_SLOTS: usize = 8;
 
 /// A shard that wrote this recently reads in `busy_read_bytes`.
 const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
 
-/// Bytes of a file read ahead of a fetch.
+/// The shard's catch-up limits (the `shard.catchup.*` keys).
+#[derive(Debug, Clone, Copy)]
+pub struct CatchUpLimits {
+    /// Disk reads in flight at once.
+    pub reads_max: usize,
+    pub read_bytes: usize,
+    /// The read size while the shard writes; above `read_bytes` it acts as that.
+    pub busy_read_bytes: usize,
+    /// 0 means unlimited.
+    pub bytes_per_second: u64,
+    /// Memory for bytes read before a fetch asks for them; 0 turns readahead off.
+    pub readahead_bytes: usize,
+}
+
+/// Bytes of a file held for a fetch to come: the rest of a read a fetch used part of, or a
+/// read started ahead of a consumer's next fetch.
 struct Readahead {
     path: PathBuf,
     position: u64,
-    bytes: Bytes,
+    fill: Fill,
+    /// Read ahead of a fetch that has not come yet: a later read ahead does not evict it.
+    ahead: bool,
+}
+
+enum Fill {
+    /// The read is in flight; `done` fires when it lands or fails.
+    Reading { len: usize, done: Rc<Event> },
+    Ready(Bytes),
+}
+
+impl Readahead {
+    fn held_bytes(&self) -> usize {
+        match &self.fill {
+            Fill::Reading { len, .. } => *len,
+            Fill::Ready(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether `[position, position + len)` is here (or will be once the read lands).
+    fn holds(&self, position: u64, len: usize) -> bool {
+        position.checked_sub(self.position).is_some_and(|from| from as usize + len <= self.held_bytes())
+    }
+}
+
+/// What the readahead holds for a read.
+enum Lookup {
+    Hit(Bytes),
+    /// A read ahead of this very position is in flight.
+    Wait(EventListener),
+    Miss,
 }
 
 pub struct CatchUpReads {
     readahead: RefCell<VecDeque<Readahead>>,
-    depth_max: usize,
-    read_bytes: usize,
-    busy_read_bytes: usize,
+    limits: CatchUpLimits,
     /// When the shard last wrote to a log, and how long it counts as writing after that.
     last_write: Cell<Option<Instant>>,
     write_activity: Duration,
     in_flight: Cell<usize>,
     freed: Event,
-    /// Bytes per second; 0 means unlimited.
-    rate: u64,
     tokens: Cell<f64>,
     refilled: Cell<Instant>,
     bytes_read: Cell<u64>,
     disk_reads: Cell<u64>,
+    readahead_hits: Cell<u64>,
 }
 
 /// Held while a read is in flight.
@@ -81,29 +126,34 @@ impl Drop for Slot<'_> {
 }
 
 impl CatchUpReads {
-    pub fn new(depth_max: usize, read_bytes: usize, busy_read_bytes: usize, bytes_per_second: u64) -> Self {
+    pub fn new(limits: CatchUpLimits) -> Self {
+        let read_bytes = limits.read_bytes.max(1);
+        let limits = CatchUpLimits {
+            reads_max: limits.reads_max.max(1),
+            read_bytes,
+            busy_read_bytes: limits.busy_read_bytes.clamp(1, read_bytes),
+            ..limits
+        };
         Self {
             readahead: RefCell::new(VecDeque::new()),
-            depth_max: depth_max.max(1),
-            read_bytes: read_bytes.max(1),
-            busy_read_bytes: busy_read_bytes.clamp(1, read_bytes.max(1)),
+            limits,
             last_write: Cell::new(None),
             write_activity: WRITE_ACTIVITY,
             in_flight: Cell::new(0),
             freed: Event::new(),
-            rate: bytes_per_second,
-            tokens: Cell::new(bytes_per_second as f64),
+            tokens: Cell::new(limits.bytes_per_second as f64),
             refilled: Cell::new(Instant::now()),
             bytes_read: Cell::new(0),
             disk_reads: Cell::new(0),
+            readahead_hits: Cell::new(0),
         }
     }
 
     /// Bytes of one disk read now: a fetch's window below the tail cache is at most this long.
     pub fn read_bytes(&self) -> usize {
         match self.last_write.get() {
-            Some(at) if at.elapsed() < self.write_activity => self.busy_read_bytes,
-            _ => self.read_bytes,
+            Some(at) if at.elapsed() < self.write_activity => self.limits.busy_read_bytes,
+            _ => self.limits.read_bytes,
         }
     }
 
@@ -120,7 +170,7 @@ impl CatchUpReads {
         self.last_write.set(Some(Instant::now()));
     }
 
-    /// Disk reads made since the shard started.
+    /// Disk reads made since the shard started, read ahead or not.
     pub fn disk_reads(&self) -> u64 {
         self.disk_reads.get()
     }
@@ -130,53 +180,165 @@ impl CatchUpReads {
         self.bytes_read.get()
     }
 
-    /// Reads `len` bytes at `position` (of the `readable` bytes of the file): from a readahead
-    /// buffer when one holds them, otherwise with one read of at least `read_bytes` once
-    /// admitted, in the background queue.
+    /// Reads served from bytes read before they were asked for.
+    pub fn readahead_hits(&self) -> u64 {
+        self.readahead_hits.get()
+    }
+
+    /// Reads `len` bytes at `position` (of the `readable` bytes of the file): from the
+    /// readahead when it holds them (waiting for a read ahead of this position still in
+    /// flight), otherwise with one read of at least `read_bytes` once admitted, in the
+    /// background queue. What the read brings past `len` is kept for the next fetch. A read
+    /// ahead of this position may hold fewer than `len` bytes; the caller gets those.
     pub async fn read(&self, reader: &FileReader, position: u64, len: usize, readable: u64) -> Result<Bytes, IoError> {
-        if let Some(hit) = self.read_ahead_hit(reader.path(), position, len) {
-            return Ok(hit);
+        loop {
+            match self.lookup(reader.path(), position, len) {
+                Lookup::Hit(bytes) => {
+                    self.readahead_hits.set(self.readahead_hits.get() + 1);
+                    return Ok(bytes);
+                }
+                Lookup::Wait(landed) => landed.await,
+                Lookup::Miss => break,
+            }
         }
         let want = len.max(self.read_bytes()).min(usize::try_from(readable.saturating_sub(position)).unwrap_or(usize::MAX)).max(len);
-        let _slot = self.admit().await;
-        self.take_tokens(want as u64).await;
-        let owned = reader.clone();
-        let bytes = spawn_background(async move { owned.read_at(position, want).await }).await?;
-        self.bytes_read.set(self.bytes_read.get() + bytes.len() as u64);
-        self.disk_reads.set(self.disk_reads.get() + 1);
+        let bytes = {
+            let _slot = self.admit().await;
+            self.take_tokens(want as u64).await;
+            let owned = reader.clone();
+            spawn_background(async move { owned.read_at(position, want).await }).await?
+        };
+        self.count_read(&bytes);
         if bytes.len() > len {
             let mut slots = self.readahead.borrow_mut();
             slots.retain(|r| r.path != reader.path());
-            if slots.len() == READAHEAD_SLOTS {
-                slots.pop_front();
+            if make_room(&mut slots, bytes.len(), self.limits.readahead_bytes, false) {
+                slots.push_back(Readahead { path: reader.path().to_owned(), position, fill: Fill::Ready(bytes.clone()), ahead: false });
             }
-            slots.push_back(Readahead { path: reader.path().to_owned(), position, bytes: bytes.clone() });
         }
         Ok(bytes.slice(..len.min(bytes.len())))
     }
 
-    fn read_ahead_hit(&self, path: &Path, position: u64, len: usize) -> Option<Bytes> {
-        let slots = self.readahead.borrow();
-        let slot = slots.iter().find(|r| r.path == path)?;
-        let from = usize::try_from(position.checked_sub(slot.position)?).ok()?;
-        (from + len <= slot.bytes.len()).then(|| slot.bytes.slice(from..from + len))
+    /// Starts reading `[position, position + max(read_bytes, next_len))` of the file (within
+    /// its `readable` bytes) for a fetch expected to want `next_len` bytes there next, unless
+    /// the readahead already holds them or has no room. The reads are admitted like any other,
+    /// so they wait for the reads asked for before them.
+    pub fn read_ahead(self: &Rc<Self>, reader: &FileReader, position: u64, next_len: usize, readable: u64) {
+        let Ok(left) = usize::try_from(readable.saturating_sub(position)) else { return };
+        let want = next_len.max(self.read_bytes()).min(left);
+        if want == 0 {
+            return;
+        }
+        let done = Rc::new(Event::new());
+        {
+            let mut slots = self.readahead.borrow_mut();
+            if slots.iter().any(|r| r.path == reader.path() && r.holds(position, next_len.min(want))) {
+                return;
+            }
+            slots.retain(|r| r.path != reader.path());
+            if !make_room(&mut slots, want, self.limits.readahead_bytes, true) {
+                return;
+            }
+            let fill = Fill::Reading { len: want, done: Rc::clone(&done) };
+            slots.push_back(Readahead { path: reader.path().to_owned(), position, fill, ahead: true });
+        }
+        let reads = Rc::clone(self);
+        let reader = reader.clone();
+        spawn_background(async move {
+            let read = reads.read_in_pieces(&reader, position, want).await;
+            reads.land(reader.path(), &done, read);
+        })
+        .detach();
+    }
+
+    /// Reads `len` bytes at `position` in reads of at most the current read size, each
+    /// admitted on its own, so writes wait behind no longer read than a fetch's; ends early at
+    /// the end of the file.
+    async fn read_in_pieces(&self, reader: &FileReader, position: u64, len: usize) -> Result<Bytes, IoError> {
+        let mut pieces = Vec::new();
+        let mut got = 0;
+        while got < len {
+            let want = (len - got).min(self.read_bytes());
+            let piece = {
+                let _slot = self.admit().await;
+                self.take_tokens(want as u64).await;
+                reader.read_at(position + got as u64, want).await?
+            };
+            self.count_read(&piece);
+            got += piece.len();
+            let short = piece.len() < want;
+            pieces.push(piece);
+            if short {
+                break;
+            }
+        }
+        Ok(match pieces.as_slice() {
+            [one] => one.clone(),
+            _ => pieces.concat().into(),
+        })
+    }
+
+    /// A read ahead landed: its bytes fill its slot (if it is still there), or on an error the
+    /// slot goes and the fetch reads for itself (and meets the error).
+    fn land(&self, path: &Path, done: &Rc<Event>, read: Result<Bytes, IoError>) {
+        let mut slots = self.readahead.borrow_mut();
+        let mine = slots.iter().position(|r| r.path == path && matches!(&r.fill, Fill::Reading { done: d, .. } if Rc::ptr_eq(d, done)));
+        if let Some(index) = mine {
+            match read {
+                Ok(bytes) if !bytes.is_empty() => slots[index].fill = Fill::Ready(bytes),
+                Ok(_) => drop(slots.remove(index)),
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), error = %e, "read ahead failed");
+                    drop(slots.remove(index));
+                }
+            }
+        }
+        drop(slots);
+        done.notify(usize::MAX);
+    }
+
+    fn count_read(&self, bytes: &Bytes) {
+        self.bytes_read.set(self.bytes_read.get() + bytes.len() as u64);
+        self.disk_reads.set(self.disk_reads.get() + 1);
+    }
+
+    fn lookup(&self, path: &Path, position: u64, len: usize) -> Lookup {
+        let mut slots = self.readahead.borrow_mut();
+        let Some(index) = slots.iter().position(|r| r.path == path) else { return Lookup::Miss };
+        let Some(from) = position.checked_sub(slots[index].position).and_then(|from| usize::try_from(from).ok()) else {
+            return Lookup::Miss;
+        };
+        let bytes = match &slots[index].fill {
+            Fill::Reading { done, .. } if from == 0 => return Lookup::Wait(done.listen()),
+            Fill::Reading { .. } => return Lookup::Miss,
+            // Read ahead of exactly this position: served as far as it goes.
+            Fill::Ready(bytes) if from == 0 => bytes.slice(..len.min(bytes.len())),
+            Fill::Ready(bytes) if from + len <= bytes.len() => bytes.slice(from..from + len),
+            Fill::Ready(_) => return Lookup::Miss,
+        };
+        // Most recently used last: the first to go when room is needed is the longest unused.
+        if let Some(mut slot) = slots.remove(index) {
+            slot.ahead = false;
+            slots.push_back(slot);
+        }
+        Lookup::Hit(bytes)
     }
 
     /// Forgets what was read ahead of files at or under `path`: a file replaced (compaction) or
     /// removed (retention), or a partition closed (its directory may be reused by a new topic
-    /// of the same name).
+    /// of the same name). A read in flight for such a file lands nowhere.
     pub fn invalidate(&self, path: &Path) {
         self.readahead.borrow_mut().retain(|r| !r.path.starts_with(path));
     }
 
     async fn admit(&self) -> Slot<'_> {
         loop {
-            if self.in_flight.get() < self.depth_max {
+            if self.in_flight.get() < self.limits.reads_max {
                 self.in_flight.set(self.in_flight.get() + 1);
                 return Slot { reads: self };
             }
             let listener = self.freed.listen();
-            if self.in_flight.get() < self.depth_max {
+            if self.in_flight.get() < self.limits.reads_max {
                 continue;
             }
             listener.await;
@@ -186,21 +348,40 @@ impl CatchUpReads {
     /// Waits until the bucket holds `len` bytes of tokens (a read larger than a second's worth
     /// waits for the bucket to fill, then goes).
     async fn take_tokens(&self, len: u64) {
-        if self.rate == 0 {
+        let rate = self.limits.bytes_per_second;
+        if rate == 0 {
             return;
         }
-        let need = (len as f64).min(self.rate as f64);
+        let need = (len as f64).min(rate as f64);
         loop {
             let now = Instant::now();
             let elapsed = now.duration_since(self.refilled.get()).as_secs_f64();
-            let tokens = (self.tokens.get() + elapsed * self.rate as f64).min(self.rate as f64);
+            let tokens = (self.tokens.get() + elapsed * rate as f64).min(rate as f64);
             self.refilled.set(now);
             if tokens >= need {
                 self.tokens.set(tokens - need);
                 return;
             }
             self.tokens.set(tokens);
-            sleep(Duration::from_secs_f64((need - tokens) / self.rate as f64)).await;
+            sleep(Duration::from_secs_f64((need - tokens) / rate as f64)).await;
         }
     }
+}
+
+/// Frees room for `len` more bytes within `budget` by dropping the least recently used slots
+/// that hold bytes (a read ahead no fetch has used yet only when `keep_ahead` is false; a read
+/// in flight never). False when that is not enough.
+fn make_room(slots: &mut VecDeque<Readahead>, len: usize, budget: usize, keep_ahead: bool) -> bool {
+    let mut held: usize = slots.iter().map(Readahead::held_bytes).sum();
+    let mut index = 0;
+    while held + len > budget && index < slots.len() {
+        let slot = &slots[index];
+        if matches!(slot.fill, Fill::Ready(_)) && !(keep_ahead && slot.ahead) {
+            held -= slot.held_bytes();
+            drop(slots.remove(index));
+        } else {
+            index += 1;
+        }
+    }
+    held + len <= budget
 }

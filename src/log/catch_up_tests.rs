@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::tests::{append, read_all, run, shared, shared_reading, CONFIG};
+use super::tests::{append, catch_up_limits, read_all, run, shared, shared_reading, shared_with, CONFIG};
 use super::*;
 use crate::protocol::record_batch::split_batches;
 
@@ -41,8 +41,8 @@ fn catch_up_reads_are_short_while_the_shard_writes_and_long_once_it_stops() {
     run(move || async move {
         // Writing counts for 2 s, far longer than an append takes even on a loaded machine.
         let activity = std::time::Duration::from_secs(2);
-        let catch_up = CatchUpReads::new(1, 16384, 4096, 0).with_write_activity(activity);
-        let shared = LogShared { catch_up: std::rc::Rc::new(catch_up), ..shared() };
+        // No readahead: each read below is the fetch's own.
+        let shared = shared_with(CatchUpReads::new(catch_up_limits(16384, 4096, 0)).with_write_activity(activity));
         let log = filled_log(&path, &shared, 300).await;
         // Just written: one short read.
         let before = shared.catch_up.disk_reads();
@@ -86,14 +86,65 @@ fn a_fetch_far_behind_takes_one_catch_up_read_and_a_larger_batch_whole() {
         assert_eq!((batches.len(), batches[0].1.base_offset, batches[0].1.next_offset()), (1, big.base_offset, big.last_offset + 1));
 
         // Fetching on from each answer's end reads every offset once, in order.
-        let mut offsets = Vec::new();
-        let mut next = 0;
-        while next < log.offsets().high_watermark {
-            let records = log.read(next, 1 << 20).await.unwrap().records;
-            let batches = split_batches(&records).unwrap();
-            offsets.extend(batches.iter().flat_map(|(_, b)| b.base_offset..b.next_offset()));
-            next = batches.last().unwrap().1.next_offset();
-        }
+        let (offsets, _) = fetch_to_end(&log, 0, 1 << 20).await;
         assert_eq!(offsets, (0..big.last_offset + 4).collect::<Vec<i64>>());
+    });
+}
+
+/// Fetches `log` from `offset` to its high watermark, `max_bytes` at a time: the offsets
+/// served, and the number of fetches.
+async fn fetch_to_end(log: &PartitionLog, mut offset: i64, max_bytes: usize) -> (Vec<i64>, u64) {
+    let (mut offsets, mut fetches) = (Vec::new(), 0);
+    while offset < log.offsets().high_watermark {
+        let records = log.read(offset, max_bytes).await.unwrap().records;
+        fetches += 1;
+        let batches = split_batches(&records).unwrap();
+        offsets.extend(batches.iter().flat_map(|(_, b)| b.base_offset..b.next_offset()));
+        offset = batches.last().unwrap().1.next_offset();
+    }
+    (offsets, fetches)
+}
+
+#[test]
+fn a_catch_up_consumers_next_fetch_is_read_ahead_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let shared = shared_reading(4096);
+        let log = filled_log(&path, &shared, 300).await;
+        let (reads, hits) = (shared.catch_up.disk_reads(), shared.catch_up.readahead_hits());
+        // 1 MiB fetches: each gets one read's worth, the first from its own read, every later
+        // one from the read made (or still in flight) when the one before was served.
+        let (offsets, fetches) = fetch_to_end(&log, 0, 1 << 20).await;
+        assert_eq!(offsets, (0..900).collect::<Vec<i64>>());
+        assert!(fetches >= 5, "{fetches} fetches");
+        assert_eq!(shared.catch_up.readahead_hits() - hits, fetches - 1);
+        assert_eq!(shared.catch_up.disk_reads() - reads, fetches);
+    });
+}
+
+#[test]
+fn reads_ahead_are_bounded_by_the_readahead_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    run(move || async move {
+        // Room for two 4 KiB reads ahead.
+        let shared = shared_with(CatchUpReads::new(catch_up_limits(4096, 4096, 8192)));
+        let mut logs = Vec::new();
+        for name in ["t-0", "t-1", "t-2"] {
+            logs.push(filled_log(&dir.path().join(name), &shared, 100).await);
+        }
+        // One fetch from each: the first two read ahead, the third finds no room.
+        let mut next = Vec::new();
+        for log in &logs {
+            let records = log.read(0, 1 << 20).await.unwrap().records;
+            next.push(split_batches(&records).unwrap().last().unwrap().1.next_offset());
+        }
+        // Each log's second fetch: two from what was read ahead, the third from its own read.
+        let hits = shared.catch_up.readahead_hits();
+        for (log, offset) in logs.iter().zip(&next) {
+            let records = log.read(*offset, 1 << 20).await.unwrap().records;
+            assert_eq!(split_batches(&records).unwrap()[0].1.base_offset, *offset);
+        }
+        assert_eq!(shared.catch_up.readahead_hits() - hits, 2);
     });
 }

@@ -1,5 +1,6 @@
 //! The read path of a partition log: fetches (tail cache first, then one catch-up read from
-//! the nearest index entry, CRCs verified) and lookups by timestamp. Runs on the shard that
+//! the nearest index entry, CRCs verified, and a read ahead of the next fetch) and lookups by
+//! timestamp. Runs on the shard that
 //! owns the partition; never reads past the high watermark.
 
 use bytes::{Bytes, BytesMut};
@@ -32,10 +33,7 @@ impl PartitionLog {
             return Ok(LogRead { records, offsets });
         }
         // From the segment holding `offset` on: compaction may have emptied the rest of it.
-        let mut segment_index = {
-            let state = self.state.borrow();
-            state.segments.partition_point(|s| s.base_offset <= offset).max(1) - 1
-        };
+        let mut segment_index = self.segment_index_for(offset);
         let mut resume_at = None;
         loop {
             let Some((reader, index_position, end)) = self.segment_window(segment_index, offset) else {
@@ -44,9 +42,7 @@ impl PartitionLog {
             let start = resume_at.take().unwrap_or(index_position);
             // One catch-up read at most: whole batches in it are served, a first batch longer
             // than it is read whole (`Picked::Cut`), a fetch wanting more gets it next time.
-            let lookahead = (self.config.get().index_interval_bytes + max_bytes.max(BATCH_HEADER_BYTES) as u64)
-                .min(self.catch_up.read_bytes().max(BATCH_HEADER_BYTES) as u64);
-            let window_len = usize::try_from(end.saturating_sub(start).min(lookahead)).expect("small");
+            let window_len = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX).min(self.window_bytes(max_bytes));
             let window = self.catch_up.read(&reader, start, window_len, end).await?;
             let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
                 Picked::Range(from, to) => window.slice(from..to),
@@ -62,8 +58,43 @@ impl PartitionLog {
                     continue;
                 }
             };
-            return Ok(LogRead { records: verified_prefix(records)?, offsets });
+            let records = verified_prefix(records)?;
+            self.read_ahead_after(&records, max_bytes);
+            return Ok(LogRead { records, offsets });
         }
+    }
+
+    /// The bytes one catch-up read brings for a fetch of `max_bytes`: enough to reach the
+    /// fetch's offset from the index entry before it and fill the fetch, within the shard's
+    /// current read size.
+    fn window_bytes(&self, max_bytes: usize) -> usize {
+        let reach = usize::try_from(self.config.get().index_interval_bytes).unwrap_or(usize::MAX);
+        reach.saturating_add(max_bytes.max(BATCH_HEADER_BYTES)).min(self.catch_up.read_bytes().max(BATCH_HEADER_BYTES))
+    }
+
+    /// A fetch of `max_bytes` was served `records` from disk: reads ahead where the consumer's
+    /// next fetch will start (unless the tail cache serves it), as much as that fetch's window
+    /// or the last batch served, whichever is longer (batches of a partition tend to be alike).
+    fn read_ahead_after(&self, records: &Bytes, max_bytes: usize) {
+        let mut last = None;
+        let mut at = 0;
+        while let Some(header) = records.get(at..).and_then(|rest| BatchHeader::parse(rest).ok()) {
+            last = Some(header);
+            at += header.total_bytes().max(1);
+        }
+        let Some(last) = last else { return };
+        let next = last.next_offset();
+        if next >= self.offsets().high_watermark || self.tail.holds(next) {
+            return;
+        }
+        let Some((reader, position, end)) = self.segment_window(self.segment_index_for(next), next) else { return };
+        let next_len = self.window_bytes(max_bytes).max(last.total_bytes());
+        self.catch_up.read_ahead(&reader, position, next_len, end);
+    }
+
+    /// The index of the segment holding `offset` (the first one when it is before them all).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.state.borrow().segments.partition_point(|s| s.base_offset <= offset).max(1) - 1
     }
 
     /// The batch of `len` bytes that starts at `window[at..]` (the window read at `start`) and

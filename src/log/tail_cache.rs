@@ -108,6 +108,11 @@ impl PartitionTail {
         }
     }
 
+    /// Whether a fetch at `offset` is served from the cache (or waits at the log end).
+    pub fn holds(&self, offset: i64) -> bool {
+        self.batches.borrow().front().is_some_and(|b| b.base_offset <= offset)
+    }
+
     /// Drops every cached batch (the log was truncated, or closed).
     pub fn clear(&self) {
         let freed: usize = self.batches.borrow_mut().drain(..).map(|b| b.bytes.len()).sum();

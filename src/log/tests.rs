@@ -30,11 +30,21 @@ pub(super) fn shared() -> LogShared {
 
 /// [`shared`] with catch-up reads of `chunk_bytes`.
 pub(super) fn shared_reading(chunk_bytes: usize) -> LogShared {
+    shared_with(CatchUpReads::new(catch_up_limits(chunk_bytes, chunk_bytes, 4 << 20)))
+}
+
+/// [`shared`] with `catch_up` as its catch-up read scheduler.
+pub(super) fn shared_with(catch_up: CatchUpReads) -> LogShared {
     LogShared {
         tail_cache: TailCache::new(0),
-        catch_up: std::rc::Rc::new(CatchUpReads::new(1, chunk_bytes, chunk_bytes, 0)),
+        catch_up: std::rc::Rc::new(catch_up),
         journal: std::rc::Rc::new(Journal::new(&std::env::temp_dir(), 0)),
     }
+}
+
+/// One catch-up read at a time, with no rate limit.
+pub(super) fn catch_up_limits(read_bytes: usize, busy_read_bytes: usize, readahead_bytes: usize) -> CatchUpLimits {
+    CatchUpLimits { reads_max: 1, read_bytes, busy_read_bytes, bytes_per_second: 0, readahead_bytes }
 }
 
 pub(super) fn run<T: Send + 'static, Fut: std::future::Future<Output = T> + 'static>(f: impl FnOnce() -> Fut + Send + 'static) -> T {
