@@ -22,7 +22,7 @@ pub use append_file::{AppendFile, FileSyncer, PAGE_BYTES};
 pub use error::IoError;
 pub use mapped_file::MappedFile;
 pub use strand_config::IoMode;
-pub use reader::FileReader;
+pub use reader::{FileIdentity, FileReader};
 pub use ring_file::RingFile;
 
 /// Result of every operation in this crate.

@@ -1,7 +1,7 @@
 //! The read side of a file: segment readers share the writer's file handle or open their own.
 
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
 use glommio::io::{BufferedFile, DmaFile};
@@ -21,6 +21,28 @@ pub(crate) enum ReadBackend {
 pub struct FileReader {
     backend: ReadBackend,
     path: PathBuf,
+}
+
+/// Which open file a reader reads, without keeping it open: a file replaced at the same path
+/// (compaction) or removed and created again (a topic recreated) is another file.
+#[derive(Clone)]
+pub struct FileIdentity(WeakBackend);
+
+#[derive(Clone)]
+enum WeakBackend {
+    Direct(Weak<DmaFile>),
+    Buffered(Weak<BufferedFile>),
+}
+
+impl FileIdentity {
+    /// Whether `reader` reads this very file (its handle, or a clone of it).
+    pub fn is(&self, reader: &FileReader) -> bool {
+        match (&self.0, &reader.backend) {
+            (WeakBackend::Direct(weak), ReadBackend::Direct(file)) => std::ptr::eq(weak.as_ptr(), Rc::as_ptr(file)),
+            (WeakBackend::Buffered(weak), ReadBackend::Buffered(file)) => std::ptr::eq(weak.as_ptr(), Rc::as_ptr(file)),
+            _ => false,
+        }
+    }
 }
 
 impl FileReader {
@@ -43,6 +65,13 @@ impl FileReader {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn identity(&self) -> FileIdentity {
+        FileIdentity(match &self.backend {
+            ReadBackend::Direct(file) => WeakBackend::Direct(Rc::downgrade(file)),
+            ReadBackend::Buffered(file) => WeakBackend::Buffered(Rc::downgrade(file)),
+        })
     }
 
     pub async fn size(&self) -> Result<u64> {

@@ -40,11 +40,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use event_listener::{Event, EventListener};
-use strand_io::{FileReader, IoError};
+use strand_io::{FileIdentity, FileReader, IoError};
 use strand_shards::task::{sleep, spawn_background};
 
 /// A shard that wrote this recently reads in `busy_read_bytes`.
 const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
+
+/// A read ahead no fetch has taken for this long may make room for others: its consumer
+/// stopped, or went elsewhere. A consumer catching up fetches far more often.
+const UNUSED_READ_AHEAD: Duration = Duration::from_secs(1);
 
 /// The shard's catch-up limits (the `shard.catchup.*` keys).
 #[derive(Debug, Clone, Copy)]
@@ -61,13 +65,20 @@ pub struct CatchUpLimits {
 }
 
 /// Bytes of a file held for a fetch to come: the rest of a read a fetch used part of, or a
-/// read started ahead of a consumer's next fetch.
+/// read started ahead of a consumer's next fetch. Matched to fetches by the open file, not
+/// its path, so bytes of a file replaced or recreated at the same path are never served; a
+/// file may have several (consumers at different positions).
 struct Readahead {
+    file: FileIdentity,
+    /// For [`CatchUpReads::invalidate`].
     path: PathBuf,
     position: u64,
     fill: Fill,
-    /// Read ahead of a fetch that has not come yet: a later read ahead does not evict it.
+    /// Read ahead of a fetch that has not come yet: another read ahead evicts it only once
+    /// it is `UNUSED_READ_AHEAD` old.
     ahead: bool,
+    /// When it landed or was last used.
+    touched: Instant,
 }
 
 enum Fill {
@@ -77,6 +88,10 @@ enum Fill {
 }
 
 impl Readahead {
+    fn new(reader: &FileReader, position: u64, fill: Fill, ahead: bool) -> Self {
+        Self { file: reader.identity(), path: reader.path().to_owned(), position, fill, ahead, touched: Instant::now() }
+    }
+
     fn held_bytes(&self) -> usize {
         match &self.fill {
             Fill::Reading { len, .. } => *len,
@@ -84,9 +99,21 @@ impl Readahead {
         }
     }
 
-    /// Whether `[position, position + len)` is here (or will be once the read lands).
-    fn holds(&self, position: u64, len: usize) -> bool {
-        position.checked_sub(self.position).is_some_and(|from| from as usize + len <= self.held_bytes())
+    /// Whether a read of `len` bytes at `position` of `reader`'s file is served from here:
+    /// one starting where this starts (a read ahead of it, even if shorter, or still in
+    /// flight), or one within the bytes here.
+    fn serves(&self, reader: &FileReader, position: u64, len: usize) -> bool {
+        self.file.is(reader)
+            && match position.checked_sub(self.position) {
+                Some(0) => true,
+                Some(from) => matches!(&self.fill, Fill::Ready(bytes) if usize::try_from(from).is_ok_and(|from| from.saturating_add(len) <= bytes.len())),
+                None => false,
+            }
+    }
+
+    /// Whether making room may drop it.
+    fn evictable(&self, keep_ahead: bool) -> bool {
+        matches!(self.fill, Fill::Ready(_)) && !(keep_ahead && self.ahead && self.touched.elapsed() < UNUSED_READ_AHEAD)
     }
 }
 
@@ -192,7 +219,7 @@ impl CatchUpReads {
     /// ahead of this position may hold fewer than `len` bytes; the caller gets those.
     pub async fn read(&self, reader: &FileReader, position: u64, len: usize, readable: u64) -> Result<Bytes, IoError> {
         loop {
-            match self.lookup(reader.path(), position, len) {
+            match self.lookup(reader, position, len) {
                 Lookup::Hit(bytes) => {
                     self.readahead_hits.set(self.readahead_hits.get() + 1);
                     return Ok(bytes);
@@ -211,9 +238,9 @@ impl CatchUpReads {
         self.count_read(&bytes);
         if bytes.len() > len {
             let mut slots = self.readahead.borrow_mut();
-            slots.retain(|r| r.path != reader.path());
+            slots.retain(|r| !(r.file.is(reader) && r.position == position && matches!(r.fill, Fill::Ready(_))));
             if make_room(&mut slots, bytes.len(), self.limits.readahead_bytes, false) {
-                slots.push_back(Readahead { path: reader.path().to_owned(), position, fill: Fill::Ready(bytes.clone()), ahead: false });
+                slots.push_back(Readahead::new(reader, position, Fill::Ready(bytes.clone()), false));
             }
         }
         Ok(bytes.slice(..len.min(bytes.len())))
@@ -232,32 +259,31 @@ impl CatchUpReads {
         let done = Rc::new(Event::new());
         {
             let mut slots = self.readahead.borrow_mut();
-            if slots.iter().any(|r| r.path == reader.path() && r.holds(position, next_len.min(want))) {
+            if slots.iter().any(|r| r.serves(reader, position, next_len.min(want))) {
                 return;
             }
-            slots.retain(|r| r.path != reader.path());
             if !make_room(&mut slots, want, self.limits.readahead_bytes, true) {
                 return;
             }
             let fill = Fill::Reading { len: want, done: Rc::clone(&done) };
-            slots.push_back(Readahead { path: reader.path().to_owned(), position, fill, ahead: true });
+            slots.push_back(Readahead::new(reader, position, fill, true));
         }
         let reads = Rc::clone(self);
         let reader = reader.clone();
         spawn_background(async move {
-            let read = reads.read_in_pieces(&reader, position, want).await;
-            reads.land(reader.path(), &done, read);
+            let read = reads.read_in_pieces(&reader, position, want, &done).await;
+            reads.land(&done, read);
         })
         .detach();
     }
 
     /// Reads `len` bytes at `position` in reads of at most the current read size, each
     /// admitted on its own, so writes wait behind no longer read than a fetch's; ends early at
-    /// the end of the file.
-    async fn read_in_pieces(&self, reader: &FileReader, position: u64, len: usize) -> Result<Bytes, IoError> {
+    /// the end of the file, or when the slot of `done` is gone (evicted or invalidated).
+    async fn read_in_pieces(&self, reader: &FileReader, position: u64, len: usize, done: &Rc<Event>) -> Result<Bytes, IoError> {
         let mut pieces = Vec::new();
         let mut got = 0;
-        while got < len {
+        while got < len && self.slot_of(done).is_some() {
             let want = (len - got).min(self.read_bytes());
             let piece = {
                 let _slot = self.admit().await;
@@ -278,22 +304,29 @@ impl CatchUpReads {
         })
     }
 
+    /// The index of the slot a read ahead signals through `done`, while it is there.
+    fn slot_of(&self, done: &Rc<Event>) -> Option<usize> {
+        let slots = self.readahead.borrow();
+        slots.iter().position(|r| matches!(&r.fill, Fill::Reading { done: d, .. } if Rc::ptr_eq(d, done)))
+    }
+
     /// A read ahead landed: its bytes fill its slot (if it is still there), or on an error the
     /// slot goes and the fetch reads for itself (and meets the error).
-    fn land(&self, path: &Path, done: &Rc<Event>, read: Result<Bytes, IoError>) {
-        let mut slots = self.readahead.borrow_mut();
-        let mine = slots.iter().position(|r| r.path == path && matches!(&r.fill, Fill::Reading { done: d, .. } if Rc::ptr_eq(d, done)));
-        if let Some(index) = mine {
+    fn land(&self, done: &Rc<Event>, read: Result<Bytes, IoError>) {
+        if let Some(index) = self.slot_of(done) {
+            let mut slots = self.readahead.borrow_mut();
             match read {
-                Ok(bytes) if !bytes.is_empty() => slots[index].fill = Fill::Ready(bytes),
+                Ok(bytes) if !bytes.is_empty() => {
+                    slots[index].fill = Fill::Ready(bytes);
+                    slots[index].touched = Instant::now();
+                }
                 Ok(_) => drop(slots.remove(index)),
                 Err(e) => {
-                    tracing::debug!(path = %path.display(), error = %e, "read ahead failed");
+                    tracing::debug!(path = %slots[index].path.display(), error = %e, "read ahead failed");
                     drop(slots.remove(index));
                 }
             }
         }
-        drop(slots);
         done.notify(usize::MAX);
     }
 
@@ -302,23 +335,19 @@ impl CatchUpReads {
         self.disk_reads.set(self.disk_reads.get() + 1);
     }
 
-    fn lookup(&self, path: &Path, position: u64, len: usize) -> Lookup {
+    fn lookup(&self, reader: &FileReader, position: u64, len: usize) -> Lookup {
         let mut slots = self.readahead.borrow_mut();
-        let Some(index) = slots.iter().position(|r| r.path == path) else { return Lookup::Miss };
-        let Some(from) = position.checked_sub(slots[index].position).and_then(|from| usize::try_from(from).ok()) else {
-            return Lookup::Miss;
-        };
+        let Some(index) = slots.iter().position(|r| r.serves(reader, position, len)) else { return Lookup::Miss };
+        let from = usize::try_from(position - slots[index].position).unwrap_or(usize::MAX);
         let bytes = match &slots[index].fill {
-            Fill::Reading { done, .. } if from == 0 => return Lookup::Wait(done.listen()),
-            Fill::Reading { .. } => return Lookup::Miss,
+            Fill::Reading { done, .. } => return Lookup::Wait(done.listen()),
             // Read ahead of exactly this position: served as far as it goes.
-            Fill::Ready(bytes) if from == 0 => bytes.slice(..len.min(bytes.len())),
-            Fill::Ready(bytes) if from + len <= bytes.len() => bytes.slice(from..from + len),
-            Fill::Ready(_) => return Lookup::Miss,
+            Fill::Ready(bytes) => bytes.slice(from..bytes.len().min(from.saturating_add(len))),
         };
         // Most recently used last: the first to go when room is needed is the longest unused.
         if let Some(mut slot) = slots.remove(index) {
             slot.ahead = false;
+            slot.touched = Instant::now();
             slots.push_back(slot);
         }
         Lookup::Hit(bytes)
@@ -369,14 +398,14 @@ impl CatchUpReads {
 }
 
 /// Frees room for `len` more bytes within `budget` by dropping the least recently used slots
-/// that hold bytes (a read ahead no fetch has used yet only when `keep_ahead` is false; a read
-/// in flight never). False when that is not enough.
+/// that hold bytes (with `keep_ahead`, no recent read ahead no fetch has used yet; a read in
+/// flight never). False when that is not enough.
 fn make_room(slots: &mut VecDeque<Readahead>, len: usize, budget: usize, keep_ahead: bool) -> bool {
     let mut held: usize = slots.iter().map(Readahead::held_bytes).sum();
     let mut index = 0;
     while held + len > budget && index < slots.len() {
         let slot = &slots[index];
-        if matches!(slot.fill, Fill::Ready(_)) && !(keep_ahead && slot.ahead) {
+        if slot.evictable(keep_ahead) {
             held -= slot.held_bytes();
             drop(slots.remove(index));
         } else {

@@ -148,3 +148,72 @@ fn reads_ahead_are_bounded_by_the_readahead_memory() {
         assert_eq!(shared.catch_up.readahead_hits() - hits, 2);
     });
 }
+
+/// A file of `len` bytes of `fill` at `path` (replacing any there, as compaction does), and a
+/// reader of it.
+async fn file_of(path: &Path, fill: u8, len: usize) -> strand_io::FileReader {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, vec![fill; len]).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+    strand_io::FileReader::open(path, strand_config::IoMode::Buffered).await.unwrap()
+}
+
+#[test]
+fn bytes_read_from_a_file_since_replaced_at_its_path_are_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000000000.log");
+    run(move || async move {
+        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 1 << 20)));
+        let old = file_of(&path, 1, 16384).await;
+        // A short read keeps the rest of its 4 KiB, and a read ahead of the next 4 KiB starts.
+        assert_eq!(reads.read(&old, 0, 100, 16384).await.unwrap(), vec![1; 100]);
+        reads.read_ahead(&old, 4096, 4096, 16384);
+        // The file is replaced at the same path: reads through the new reader get its bytes.
+        let new = file_of(&path, 2, 16384).await;
+        assert_eq!(reads.read(&new, 0, 100, 16384).await.unwrap(), vec![2; 100]);
+        assert_eq!(reads.read(&new, 4096, 4096, 16384).await.unwrap(), vec![2; 4096]);
+        assert_eq!(reads.readahead_hits(), 0);
+    });
+}
+
+#[test]
+fn consumers_at_different_positions_of_one_file_each_have_their_read_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000000000.log");
+    run(move || async move {
+        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 1 << 20)));
+        let file = file_of(&path, 7, 16384).await;
+        reads.read_ahead(&file, 0, 4096, 16384);
+        reads.read_ahead(&file, 8192, 4096, 16384);
+        assert_eq!(reads.read(&file, 0, 4096, 16384).await.unwrap(), vec![7; 4096]);
+        assert_eq!(reads.read(&file, 8192, 4096, 16384).await.unwrap(), vec![7; 4096]);
+        assert_eq!((reads.readahead_hits(), reads.disk_reads()), (2, 2));
+    });
+}
+
+#[test]
+fn an_unused_read_ahead_gives_way_once_it_is_old_and_an_invalidated_one_stops_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path_a, path_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    run(move || async move {
+        // Room for one 4 KiB read ahead.
+        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 4096)));
+        let (a, b) = (file_of(&path_a, 1, 16384).await, file_of(&path_b, 2, 16384).await);
+        reads.read_ahead(&a, 0, 4096, 16384);
+        strand_shards::task::sleep(std::time::Duration::from_millis(50)).await;
+        // a's read ahead is new: b's finds no room, and b's fetch reads for itself.
+        reads.read_ahead(&b, 0, 4096, 16384);
+        assert_eq!(reads.read(&b, 0, 4096, 16384).await.unwrap(), vec![2; 4096]);
+        assert_eq!((reads.readahead_hits(), reads.disk_reads()), (0, 2));
+        // A second later a's read ahead, still unused, makes room for b's.
+        strand_shards::task::sleep(std::time::Duration::from_millis(1100)).await;
+        reads.read_ahead(&b, 4096, 4096, 16384);
+        assert_eq!(reads.read(&b, 4096, 4096, 16384).await.unwrap(), vec![2; 4096]);
+        assert_eq!((reads.readahead_hits(), reads.disk_reads()), (1, 3));
+        // A read ahead forgotten before it starts reads nothing.
+        reads.read_ahead(&a, 8192, 4096, 16384);
+        reads.invalidate(&path_a);
+        strand_shards::task::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(reads.disk_reads(), 3);
+    });
+}

@@ -97,7 +97,6 @@ impl PartitionLog {
         fs::remove_file(&index_path(dir, base)).await?;
         fs::remove_file(&time_index_path(dir, base)).await?;
         fs::rename(&cleaned, &log_path(dir, base)).await?;
-        self.catch_up.invalidate(&log_path(dir, base));
         fs::write_atomic(&index_path(dir, base), Bytes::copy_from_slice(segment.offset_index.encoded_from(0))).await?;
         fs::write_atomic(&time_index_path(dir, base), Bytes::copy_from_slice(segment.time_index.encoded_from(0))).await?;
         let (offset_index, time_index) = mapped_indexes(dir, base).await?;
@@ -109,6 +108,9 @@ impl PartitionLog {
         if let Some(slot) = state.segments[..sealed_count].iter_mut().find(|s| s.base_offset == base) {
             *slot = segment;
         }
+        // Bytes read from the replaced file are never served (they belong to its reader, not
+        // the new one); forgetting them frees their memory.
+        self.catch_up.invalidate(&log_path(dir, base));
         Ok(())
     }
 }
