@@ -44,7 +44,8 @@ impl ShardState {
         }
     }
 
-    /// Logs the latency of the shard's file writes, fdatasyncs and reads of each interval
+    /// Logs the latency of the shard's file writes, fdatasyncs and reads of each interval,
+    /// and what its catch-up reads did (disk reads, bytes, fetches served from reads ahead),
     /// until the shard stops; nothing when shard.io.latency.log.ms is 0.
     pub async fn run_io_latency_log(self: Rc<Self>) {
         if self.config.shard_io_latency_log_ms == 0 {
@@ -52,10 +53,19 @@ impl ShardState {
         }
         let interval = Duration::from_millis(self.config.shard_io_latency_log_ms);
         latency::enable();
+        let catch_up = &self.log_shared.catch_up;
+        let totals = || (catch_up.disk_reads(), catch_up.bytes_read(), catch_up.readahead_hits());
+        let mut last = totals();
         while self.pause_unless_stopped(interval).await {
             for op in latency::take() {
                 info!(shard = %self.id, op = op.op.name(), count = op.count, p50_us = op.p50_us, p99_us = op.p99_us,
                       p99_9_us = op.p99_9_us, max_us = op.max_us, "I/O latency");
+            }
+            let now = totals();
+            if now != last {
+                info!(shard = %self.id, disk_reads = now.0 - last.0, read_bytes = now.1 - last.1,
+                      readahead_hits = now.2 - last.2, "catch-up reads");
+                last = now;
             }
         }
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import re
+import threading
 import time
 
 import pytest
@@ -346,6 +347,7 @@ def test_large_fetches_round_trip_from_cache_and_from_disk(broker):
     check(*consume_topic(broker.bootstrap, topic, partitions, n, timeout=60.0)[:2])
 
 
+CATCH_UP_LINE = re.compile(r'catch-up reads.*disk_reads=(\d+) read_bytes=\d+ readahead_hits=(\d+)')
 IO_LATENCY_LINE = re.compile(r'I/O latency.*op="?(\w+)"?.*count=(\d+) p50_us=(\d+) p99_us=(\d+) p99_9_us=(\d+) max_us=(\d+)')
 
 
@@ -375,3 +377,53 @@ def test_shards_log_the_latency_of_their_writes_fdatasyncs_and_reads(strand_bin,
                    what="I/O latency lines for write, fdatasync and read")
     # The suite's shared broker runs without the key.
     assert "I/O latency" not in broker.log_text()
+
+
+def test_two_consumers_far_behind_on_one_partition_each_get_their_records_in_order(strand_bin, tmp_path, request):
+    """Catch-up reads ahead of each consumer's next fetch (shard.catchup.readahead.bytes): two
+    consumers far behind on one partition, at different offsets, across segment rolls and with
+    reads short enough that every fetch takes several, each get exactly the records from their
+    offset on, in order, while a producer appends."""
+    topic = unique_topic("readahead")
+    # No tail cache: every fetch reads the segment files. 16 KiB reads, 256 KiB segments; the
+    # shard logs its catch-up reads.
+    config = pass_config("shard.tail.cache.bytes = 0\nshard.catchup.read.chunk.bytes = 16384\n"
+                         "shard.catchup.read.chunk.busy.bytes = 16384\nlog.segment.bytes = 262144\n"
+                         "shard.io.latency.log.ms = 200\n")
+    with own_broker(strand_bin, tmp_path / "data", tmp_path / "broker.log", config, request=request, shards=1) as b:
+        create_topic(b.bootstrap, topic, 1)
+        n = 3_000
+        values = [(f"{i:06d}-".encode() * 150)[:1000] for i in range(n)]
+        p = Producer(producer_conf(b.bootstrap, **{"linger.ms": 5}))
+        reports = produce_and_wait(p, [dict(topic=topic, partition=0, value=v) for v in values])
+        assert all(err is None for err, *_ in reports)
+        assert [off for _e, _p, off, _t in reports] == list(range(n))
+        starts = {"from the start": 0, "from the middle": n // 2}
+        results: dict[str, tuple] = {}
+
+        def consume(name: str) -> None:
+            tps = [TopicPartition(topic, 0, starts[name])]
+            results[name] = consume_partitions(b.bootstrap, tps, n - starts[name], timeout=60.0)[:2]
+
+        readers = [threading.Thread(target=consume, args=(name,)) for name in starts]
+        for t in readers:
+            t.start()
+        # Appends meanwhile, so the shard writes (busy reads) while both catch up.
+        more = produce_and_wait(p, [dict(topic=topic, partition=0, value=b"late-%d" % i) for i in range(200)])
+        assert all(err is None for err, *_ in more)
+        for t in readers:
+            t.join()
+        for name, start in starts.items():
+            records, errors = results[name]
+            assert not errors, (name, errors[:3])
+            got = [(r.offset, r.value) for r in records if r.offset < n]
+            assert got == [(o, values[o]) for o in range(start, n)], name
+
+        # Most fetches were served from reads ahead.
+        def catch_up_totals() -> tuple[int, int]:
+            lines = CATCH_UP_LINE.findall(b.log_text())
+            return sum(int(reads) for reads, _ in lines), sum(int(hits) for _, hits in lines)
+
+        wait_until(lambda: catch_up_totals()[0] > 0, timeout=10, what="catch-up read lines")
+        reads, hits = catch_up_totals()
+        assert hits * 2 >= reads, (reads, hits)
