@@ -1,7 +1,6 @@
 //! The read path of a partition log: fetches (tail cache first, then one catch-up read from
 //! the nearest index entry, CRCs verified, and a read ahead of the next fetch) and lookups by
-//! timestamp. Runs on the shard that
-//! owns the partition; never reads past the high watermark.
+//! timestamp. Runs on the shard that owns the partition; never reads past the high watermark.
 
 use bytes::{Bytes, BytesMut};
 use strand_io::FileReader;

@@ -45,7 +45,7 @@ impl ShardState {
     }
 
     /// Logs the latency of the shard's file writes, fdatasyncs and reads of each interval,
-    /// and what its catch-up reads did (disk reads, bytes, fetches served from reads ahead),
+    /// and what its catch-up reads did (disk reads, bytes, reads served from bytes read ahead),
     /// until the shard stops; nothing when shard.io.latency.log.ms is 0.
     pub async fn run_io_latency_log(self: Rc<Self>) {
         if self.config.shard_io_latency_log_ms == 0 {
