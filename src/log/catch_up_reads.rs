@@ -23,8 +23,10 @@
 //! admitted like any other, one at a time by default, so they add no depth a write would
 //! queue behind. A fetch asking for less than a read keeps the rest, so a consumer fetching
 //! small amounts far behind is served its next fetches from memory. What is held this way
-//! is at most `shard.catchup.readahead.bytes` per shard, however many partitions there are;
-//! a read ahead is skipped, not made, when it does not fit beside reads ahead not used yet.
+//! is at most `shard.catchup.readahead.bytes` (and `SLOTS_MAX` slots) per shard, however many
+//! partitions there are. Room is made by dropping the least recently used bytes, but not a
+//! read ahead no fetch has used yet unless it is `UNUSED_READ_AHEAD` old: what does not fit
+//! beside those is not read ahead, or not kept.
 //!
 //! With fio on the bench VM, a 64 KiB O_DIRECT writer with fdatasync per write took 116 us per
 //! sync alone, 1,458 us beside a 1 MiB reader (one read in flight) and 359 us beside a 256 KiB
@@ -49,6 +51,9 @@ const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
 /// A read ahead no fetch has taken for this long may make room for others: its consumer
 /// stopped, or went elsewhere. A consumer catching up fetches far more often.
 const UNUSED_READ_AHEAD: Duration = Duration::from_secs(1);
+
+/// Slots held per shard at most, whatever their size, so a lookup's scan stays short.
+const SLOTS_MAX: usize = 256;
 
 /// The shard's catch-up limits (the `shard.catchup.*` keys).
 #[derive(Debug, Clone, Copy)]
@@ -111,9 +116,10 @@ impl Readahead {
             }
     }
 
-    /// Whether making room may drop it.
-    fn evictable(&self, keep_ahead: bool) -> bool {
-        matches!(self.fill, Fill::Ready(_)) && !(keep_ahead && self.ahead && self.touched.elapsed() < UNUSED_READ_AHEAD)
+    /// Whether making room may drop it: not while its read is in flight, nor while it is a
+    /// recent read ahead no fetch has used (a surer bet than whatever would replace it).
+    fn evictable(&self) -> bool {
+        matches!(self.fill, Fill::Ready(_)) && !(self.ahead && self.touched.elapsed() < UNUSED_READ_AHEAD)
     }
 }
 
@@ -239,7 +245,7 @@ impl CatchUpReads {
         if bytes.len() > len {
             let mut slots = self.readahead.borrow_mut();
             slots.retain(|r| !(r.file.is(reader) && r.position == position && matches!(r.fill, Fill::Ready(_))));
-            if make_room(&mut slots, bytes.len(), self.limits.readahead_bytes, false) {
+            if make_room(&mut slots, bytes.len(), self.limits.readahead_bytes) {
                 slots.push_back(Readahead::new(reader, position, Fill::Ready(bytes.clone()), false));
             }
         }
@@ -262,7 +268,7 @@ impl CatchUpReads {
             if slots.iter().any(|r| r.serves(reader, position, next_len.min(want))) {
                 return;
             }
-            if !make_room(&mut slots, want, self.limits.readahead_bytes, true) {
+            if !make_room(&mut slots, want, self.limits.readahead_bytes) {
                 return;
             }
             let fill = Fill::Reading { len: want, done: Rc::clone(&done) };
@@ -337,11 +343,16 @@ impl CatchUpReads {
 
     fn lookup(&self, reader: &FileReader, position: u64, len: usize) -> Lookup {
         let mut slots = self.readahead.borrow_mut();
-        let Some(index) = slots.iter().position(|r| r.serves(reader, position, len)) else { return Lookup::Miss };
+        // A slot holding the bytes before one still reading them.
+        let ready = slots.iter().position(|r| matches!(r.fill, Fill::Ready(_)) && r.serves(reader, position, len));
+        let Some(index) = ready.or_else(|| slots.iter().position(|r| r.serves(reader, position, len))) else {
+            return Lookup::Miss;
+        };
         let from = usize::try_from(position - slots[index].position).unwrap_or(usize::MAX);
         let bytes = match &slots[index].fill {
             Fill::Reading { done, .. } => return Lookup::Wait(done.listen()),
-            // Read ahead of exactly this position: served as far as it goes.
+            // From a read ahead of exactly this position, as far as it goes; otherwise the
+            // whole range is there (`serves`).
             Fill::Ready(bytes) => bytes.slice(from..bytes.len().min(from.saturating_add(len))),
         };
         // Most recently used last: the first to go when room is needed is the longest unused.
@@ -397,20 +408,28 @@ impl CatchUpReads {
     }
 }
 
-/// Frees room for `len` more bytes within `budget` by dropping the least recently used slots
-/// that hold bytes (with `keep_ahead`, no recent read ahead no fetch has used yet; a read in
-/// flight never). False when that is not enough.
-fn make_room(slots: &mut VecDeque<Readahead>, len: usize, budget: usize, keep_ahead: bool) -> bool {
-    let mut held: usize = slots.iter().map(Readahead::held_bytes).sum();
+/// Makes room for one more slot of `len` bytes within `budget` and `SLOTS_MAX` by dropping
+/// the least recently used slots that hold bytes, except recent reads ahead no fetch has used
+/// yet and reads in flight. Drops nothing, and is false, when that would not be enough.
+fn make_room(slots: &mut VecDeque<Readahead>, len: usize, budget: usize) -> bool {
+    let held: usize = slots.iter().map(Readahead::held_bytes).sum();
+    let (mut bytes_over, mut slots_over) = ((held + len).saturating_sub(budget), (slots.len() + 1).saturating_sub(SLOTS_MAX));
+    let (evictable_bytes, evictable_slots) = slots
+        .iter()
+        .filter(|s| s.evictable())
+        .fold((0, 0), |(bytes, count), s| (bytes + s.held_bytes(), count + 1));
+    if evictable_bytes < bytes_over || evictable_slots < slots_over {
+        return false;
+    }
     let mut index = 0;
-    while held + len > budget && index < slots.len() {
-        let slot = &slots[index];
-        if slot.evictable(keep_ahead) {
-            held -= slot.held_bytes();
+    while (bytes_over > 0 || slots_over > 0) && index < slots.len() {
+        if slots[index].evictable() {
+            bytes_over = bytes_over.saturating_sub(slots[index].held_bytes());
+            slots_over = slots_over.saturating_sub(1);
             drop(slots.remove(index));
         } else {
             index += 1;
         }
     }
-    held + len <= budget
+    true
 }

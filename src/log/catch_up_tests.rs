@@ -200,7 +200,9 @@ fn an_unused_read_ahead_gives_way_once_it_is_old_and_an_invalidated_one_stops_re
         let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 4096)));
         let (a, b) = (file_of(&path_a, 1, 16384).await, file_of(&path_b, 2, 16384).await);
         reads.read_ahead(&a, 0, 4096, 16384);
-        strand_shards::task::sleep(std::time::Duration::from_millis(50)).await;
+        while reads.disk_reads() == 0 {
+            strand_shards::task::sleep(std::time::Duration::from_millis(5)).await;
+        }
         // a's read ahead is new: b's finds no room, and b's fetch reads for itself.
         reads.read_ahead(&b, 0, 4096, 16384);
         assert_eq!(reads.read(&b, 0, 4096, 16384).await.unwrap(), vec![2; 4096]);

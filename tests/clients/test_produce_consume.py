@@ -424,6 +424,13 @@ def test_two_consumers_far_behind_on_one_partition_each_get_their_records_in_ord
             lines = CATCH_UP_LINE.findall(b.log_text())
             return sum(int(reads) for reads, _ in lines), sum(int(hits) for _, hits in lines)
 
-        wait_until(lambda: catch_up_totals()[0] > 0, timeout=10, what="catch-up read lines")
-        reads, hits = catch_up_totals()
+        # The lines come every 200 ms when the counts moved: wait until they stop moving.
+        seen = []
+
+        def settled() -> bool:
+            seen.append(catch_up_totals())
+            return len(seen) > 1 and seen[-1] == seen[-2] and seen[-1][0] > 0
+
+        wait_until(settled, timeout=15, interval=0.5, what="catch-up read lines to stop changing")
+        reads, hits = seen[-1]
         assert hits * 2 >= reads, (reads, hits)
