@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::{Event, EventListener};
 use strand_io::{FileIdentity, FileReader, IoError};
-use strand_shards::task::{sleep, spawn_background};
+use strand_shards::task::{sleep, spawn_background, Task};
 
 /// A shard that wrote this recently reads in `busy_read_bytes`.
 const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
@@ -255,32 +255,32 @@ impl CatchUpReads {
     /// Starts reading `[position, position + max(read_bytes, next_len))` of the file (within
     /// its `readable` bytes) for a fetch expected to want `next_len` bytes there next, unless
     /// the readahead already holds them or has no room. The reads are admitted like any other,
-    /// so they wait for the reads asked for before them.
-    pub fn read_ahead(self: &Rc<Self>, reader: &FileReader, position: u64, next_len: usize, readable: u64) {
-        let Ok(left) = usize::try_from(readable.saturating_sub(position)) else { return };
+    /// so they wait for the reads asked for before them. The task that reads, when one was
+    /// started: the log detaches it, a test may await it.
+    pub fn read_ahead(self: &Rc<Self>, reader: &FileReader, position: u64, next_len: usize, readable: u64) -> Option<Task<()>> {
+        let left = usize::try_from(readable.saturating_sub(position)).ok()?;
         let want = next_len.max(self.read_bytes()).min(left);
         if want == 0 {
-            return;
+            return None;
         }
         let done = Rc::new(Event::new());
         {
             let mut slots = self.readahead.borrow_mut();
             if slots.iter().any(|r| r.serves(reader, position, next_len.min(want))) {
-                return;
+                return None;
             }
             if !make_room(&mut slots, want, self.limits.readahead_bytes) {
-                return;
+                return None;
             }
             let fill = Fill::Reading { len: want, done: Rc::clone(&done) };
             slots.push_back(Readahead::new(reader, position, fill, true));
         }
         let reads = Rc::clone(self);
         let reader = reader.clone();
-        spawn_background(async move {
+        Some(spawn_background(async move {
             let read = reads.read_in_pieces(&reader, position, want, &done).await;
             reads.land(&done, read);
-        })
-        .detach();
+        }))
     }
 
     /// Reads `len` bytes at `position` in reads of at most the current read size, each

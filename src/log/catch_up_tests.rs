@@ -167,7 +167,7 @@ fn bytes_read_from_a_file_since_replaced_at_its_path_are_never_served() {
         let old = file_of(&path, 1, 16384).await;
         // A short read keeps the rest of its 4 KiB, and a read ahead of the next 4 KiB starts.
         assert_eq!(reads.read(&old, 0, 100, 16384).await.unwrap(), vec![1; 100]);
-        reads.read_ahead(&old, 4096, 4096, 16384);
+        let _reading = reads.read_ahead(&old, 4096, 4096, 16384).unwrap();
         // The file is replaced at the same path: reads through the new reader get its bytes.
         let new = file_of(&path, 2, 16384).await;
         assert_eq!(reads.read(&new, 0, 100, 16384).await.unwrap(), vec![2; 100]);
@@ -183,8 +183,8 @@ fn consumers_at_different_positions_of_one_file_each_have_their_read_ahead() {
     run(move || async move {
         let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 1 << 20)));
         let file = file_of(&path, 7, 16384).await;
-        reads.read_ahead(&file, 0, 4096, 16384);
-        reads.read_ahead(&file, 8192, 4096, 16384);
+        let _first = reads.read_ahead(&file, 0, 4096, 16384).unwrap();
+        let _second = reads.read_ahead(&file, 8192, 4096, 16384).unwrap();
         assert_eq!(reads.read(&file, 0, 4096, 16384).await.unwrap(), vec![7; 4096]);
         assert_eq!(reads.read(&file, 8192, 4096, 16384).await.unwrap(), vec![7; 4096]);
         assert_eq!((reads.readahead_hits(), reads.disk_reads()), (2, 2));
@@ -199,23 +199,20 @@ fn an_unused_read_ahead_gives_way_once_it_is_old_and_an_invalidated_one_stops_re
         // Room for one 4 KiB read ahead.
         let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 4096)));
         let (a, b) = (file_of(&path_a, 1, 16384).await, file_of(&path_b, 2, 16384).await);
-        reads.read_ahead(&a, 0, 4096, 16384);
-        while reads.disk_reads() == 0 {
-            strand_shards::task::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        reads.read_ahead(&a, 0, 4096, 16384).unwrap().await;
         // a's read ahead is new: b's finds no room, and b's fetch reads for itself.
-        reads.read_ahead(&b, 0, 4096, 16384);
+        assert!(reads.read_ahead(&b, 0, 4096, 16384).is_none());
         assert_eq!(reads.read(&b, 0, 4096, 16384).await.unwrap(), vec![2; 4096]);
         assert_eq!((reads.readahead_hits(), reads.disk_reads()), (0, 2));
         // A second later a's read ahead, still unused, makes room for b's.
         strand_shards::task::sleep(std::time::Duration::from_millis(1100)).await;
-        reads.read_ahead(&b, 4096, 4096, 16384);
+        let _reading = reads.read_ahead(&b, 4096, 4096, 16384).unwrap();
         assert_eq!(reads.read(&b, 4096, 4096, 16384).await.unwrap(), vec![2; 4096]);
         assert_eq!((reads.readahead_hits(), reads.disk_reads()), (1, 3));
         // A read ahead forgotten before it starts reads nothing.
-        reads.read_ahead(&a, 8192, 4096, 16384);
+        let forgotten = reads.read_ahead(&a, 8192, 4096, 16384).unwrap();
         reads.invalidate(&path_a);
-        strand_shards::task::sleep(std::time::Duration::from_millis(50)).await;
+        forgotten.await;
         assert_eq!(reads.disk_reads(), 3);
     });
 }

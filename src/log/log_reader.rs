@@ -57,8 +57,8 @@ impl PartitionLog {
                     continue;
                 }
             };
-            let records = verified_prefix(records)?;
-            self.read_ahead_after(&records, max_bytes);
+            let (records, last) = verified_prefix(records)?;
+            self.read_ahead_after(last, max_bytes);
             return Ok(LogRead { records, offsets });
         }
     }
@@ -71,16 +71,10 @@ impl PartitionLog {
         reach.saturating_add(max_bytes.max(BATCH_HEADER_BYTES)).min(self.catch_up.read_bytes().max(BATCH_HEADER_BYTES))
     }
 
-    /// A fetch of `max_bytes` was served `records` from disk: reads ahead where the consumer's
-    /// next fetch will start (unless the tail cache serves it), as much as that fetch's window
-    /// or the last batch served, whichever is longer (batches of a partition tend to be alike).
-    fn read_ahead_after(&self, records: &Bytes, max_bytes: usize) {
-        let mut last = None;
-        let mut at = 0;
-        while let Some(header) = records.get(at..).and_then(|rest| BatchHeader::parse(rest).ok()) {
-            last = Some(header);
-            at += header.total_bytes().max(1);
-        }
+    /// A fetch of `max_bytes` was served from disk up to the batch `last`: reads ahead where the
+    /// consumer's next fetch will start (unless the tail cache serves it), as much as that
+    /// fetch's window or `last`, whichever is longer (batches of a partition tend to be alike).
+    fn read_ahead_after(&self, last: Option<BatchHeader>, max_bytes: usize) {
         let Some(last) = last else { return };
         let next = last.next_offset();
         if next >= self.offsets().high_watermark || self.tail.holds(next) {
@@ -88,7 +82,9 @@ impl PartitionLog {
         }
         let Some((reader, position, end)) = self.segment_window(self.segment_index_for(next), next) else { return };
         let next_len = self.window_bytes(max_bytes).max(last.total_bytes());
-        self.catch_up.read_ahead(&reader, position, next_len, end);
+        if let Some(task) = self.catch_up.read_ahead(&reader, position, next_len, end) {
+            task.detach();
+        }
     }
 
     /// The index of the segment holding `offset` (the first one when it is before them all).
@@ -189,23 +185,27 @@ fn pick_batches(window: &[u8], offset: i64, max_bytes: usize, high_watermark: i6
 }
 
 /// Checks the CRC of every batch read from disk, so damaged data is never served: a damaged
-/// first batch is an error, a later one ends the read before it.
-fn verified_prefix(records: Bytes) -> Result<Bytes, LogError> {
+/// first batch is an error, a later one ends the read before it. Also the header of the last
+/// batch served.
+fn verified_prefix(records: Bytes) -> Result<(Bytes, Option<BatchHeader>), LogError> {
     let mut at = 0;
+    let mut last = None;
     while at < records.len() {
-        let end = BatchHeader::parse(&records[at..]).map(|h| at + h.total_bytes()).unwrap_or(usize::MAX);
+        let header = BatchHeader::parse(&records[at..]).ok();
+        let end = header.map_or(usize::MAX, |h| at + h.total_bytes());
         let checked = if end <= records.len() { verify_batch(&records[at..end]).map(|_| ()) } else { Err(BatchError::Corrupt) };
         if let Err(e) = checked {
             if at > 0 {
-                return Ok(records.slice(..at));
+                return Ok((records.slice(..at), last));
             }
             let offset = BatchHeader::parse(&records).map_or(-1, |h| h.base_offset);
             tracing::error!(offset, error = %e, "stored batch is damaged: not serving it");
             return Err(LogError::Corrupt { offset, reason: e.to_string() });
         }
         at = end;
+        last = header;
     }
-    Ok(records)
+    Ok((records, last))
 }
 
 /// Scans `[start, end)` of a segment for the first record at or after `timestamp`.
