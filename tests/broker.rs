@@ -187,3 +187,64 @@ fn a_retried_idempotent_batch_is_written_once_and_answered_with_its_offset() {
     let producers: Vec<(i64, i32)> = partition.active_producers.iter().map(|p| (p.producer_id.0, p.last_sequence)).collect();
     assert_eq!(producers, vec![(producer_id, 2)]);
 }
+
+#[test]
+fn a_fetch_over_several_partitions_fills_max_bytes_in_partition_order() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    // Two shards: the partitions' owners read their own, and the answers are cut to the budget.
+    let mut broker = Broker::start(2);
+    let mut client = broker.connect();
+    create_topic(&mut client, "budget", 3, &[]);
+    let value = "v".repeat(1000);
+    let one_batch = batch(&[&value], 0);
+    for partition in 0..3 {
+        for i in 0..10 {
+            assert_eq!(produce(&mut client, "budget", partition, one_batch.clone()), (0, i));
+        }
+    }
+    let batch_len = one_batch.len();
+    // (records per partition, bytes per partition) of a fetch of all three from offset 0.
+    let fetch_all = |client: &mut Client, partition_max: usize, max_bytes: usize| {
+        let partitions = (0..3)
+            .map(|p| {
+                let limit = i32::try_from(partition_max).unwrap();
+                FetchPartition::default().with_partition(p).with_fetch_offset(0).with_partition_max_bytes(limit)
+            })
+            .collect();
+        let request = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(i32::try_from(max_bytes).unwrap())
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default().with_topic(topic_name("budget")).with_partitions(partitions)]);
+        let response: FetchResponse = client.call(ApiKey::Fetch, FETCH_V, &request);
+        response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!((p.error_code, p.high_watermark), (0, 10), "every partition is answered with its offsets");
+                let set = p.records.clone().unwrap();
+                (records(set.clone()).len(), set.len())
+            })
+            .collect::<Vec<_>>()
+    };
+    let counts = |got: Vec<(usize, usize)>| {
+        assert!(got.iter().all(|(n, bytes)| *bytes == n * batch_len), "whole batches only: {got:?}");
+        got.into_iter().map(|(n, _)| n).collect::<Vec<_>>()
+    };
+    let check = |client: &mut Client| {
+        // Room for 15 and a half batches: the first partition's 10, then 5 of the second's,
+        // none of the third's; as Kafka fills a fetch partition by partition.
+        assert_eq!(counts(fetch_all(client, 1 << 20, 15 * batch_len + batch_len / 2)), vec![10, 5, 0]);
+        // Each partition's own limit counts too: 5 batches each, then 2 in what is left.
+        assert_eq!(counts(fetch_all(client, 5 * batch_len, 12 * batch_len)), vec![5, 5, 2]);
+        // A max_bytes below one batch still gets the first batch (KIP-74), and only it.
+        assert_eq!(counts(fetch_all(client, 1 << 20, 100)), vec![1, 0, 0]);
+        // So does a partition limit below one batch, for the first partition only.
+        assert_eq!(counts(fetch_all(client, 100, 1 << 20)), vec![1, 0, 0]);
+    };
+    check(&mut client);
+    // Again from the segment files instead of the tail cache.
+    broker.restart();
+    check(&mut broker.connect());
+}

@@ -161,7 +161,7 @@ impl GroupCoordinator {
         let (mut offset, end) = (offsets.log_start_offset, offsets.high_watermark);
         let mut count = 0;
         while offset < end {
-            let read = partition.fetch(offset, LOAD_READ_BYTES).await.map_err(|e| LoadError::Read(e.to_string()))?;
+            let read = partition.fetch(offset, LOAD_READ_BYTES, true).await.map_err(|e| LoadError::Read(e.to_string()))?;
             if read.records.is_empty() {
                 break;
             }

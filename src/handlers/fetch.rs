@@ -1,4 +1,5 @@
-//! Fetch: reads every asked partition from its owning shard; when fewer than min_bytes are
+//! Fetch: reads the asked partitions from their owning shards, in order, within the request's
+//! max_bytes (at once where their limits fit together); when fewer than min_bytes are
 //! there, parks on the owning shards until data arrives or max_wait_ms passes (a delayed
 //! fetch woken by appends, not a poll), then reads again.
 
@@ -18,7 +19,8 @@ use super::str_bytes;
 use crate::log::LogRead;
 use crate::partition::PartitionError;
 use crate::protocol::error_code::partition_error_code;
-use crate::shard::{ShardRequest, ShardState};
+use crate::protocol::record_batch::BatchHeader;
+use crate::shard::{PartitionRead, ShardRequest, ShardState};
 
 /// One asked partition, resolved against the metadata image.
 struct Wanted {
@@ -76,57 +78,93 @@ type ReadResult = Result<LogRead, ResponseError>;
 /// (topic, partition, offset): wake when the partition has data past the offset.
 type DataWait = (String, i32, i64);
 
-/// Reads all partitions at once; then keeps the response under `max_bytes`, dropping records
-/// of later partitions (the first non-empty one is always kept, as Kafka does).
+/// Reads the fetch's partitions within its `max_bytes`, as Kafka fills a fetch in request
+/// order. Each owning shard gets one request with its partitions and reads them one after
+/// another within `max_bytes` ([`ShardState::fetch_partitions`]); then the answers are cut to
+/// the fetch's budget in request order: after the first partition with records, each keeps
+/// the whole batches that fit in its own limit and what is left. So a fetch over many
+/// partitions reads and holds about `max_bytes` per shard involved rather than the sum of its
+/// partitions' limits, and crosses to each shard once.
 async fn read_all(shard: &Rc<ShardState>, wanted: &[Wanted], max_bytes: usize) -> Vec<ReadResult> {
-    let work = wanted
+    let by_shard = by_owner(shard, wanted);
+    let work = by_shard
         .iter()
-        .map(|w| {
-            let shard = Rc::clone(shard);
-            let (topic, partition, offset, partition_max) = (w.topic.clone(), w.partition, w.offset, w.max_bytes);
-            let error = w.error;
-            async move {
-                if let Some(error) = error {
-                    return Err(error);
-                }
-                let topic = topic.expect("resolved topic");
-                let owner = shard.owner(&topic, partition);
-                let result: Result<LogRead, PartitionError> = shard
-                    .call(owner, |reply| ShardRequest::Fetch { topic, partition, offset, max_bytes: partition_max, reply })
-                    .await
-                    .map_err(PartitionError::from)
-                    .and_then(|r| r);
-                result.map_err(|e| partition_error_code(&e))
-            }
+        .map(|(owner, indexes)| {
+            let (shard, owner) = (Rc::clone(shard), *owner);
+            let reads: Vec<PartitionRead> = indexes
+                .iter()
+                .map(|&i| {
+                    let w = &wanted[i];
+                    let topic = w.topic.clone().expect("only resolved partitions are read");
+                    PartitionRead { topic, partition: w.partition, offset: w.offset, max_bytes: w.max_bytes }
+                })
+                .collect();
+            async move { shard.call(owner, |reply| ShardRequest::Fetch { reads, max_bytes, reply }).await }
         })
         .collect();
-    let mut results = join_all(work).await;
-    let mut total = 0usize;
-    for result in results.iter_mut().flatten() {
-        let len = result.records.len();
-        if total > 0 && total + len > max_bytes {
-            result.records = Bytes::new();
+    let mut results: Vec<ReadResult> = wanted.iter().map(|w| Err(w.error.unwrap_or(ResponseError::UnknownServerError))).collect();
+    for ((_, indexes), answer) in by_shard.iter().zip(join_all(work).await) {
+        match answer {
+            Ok(reads) => {
+                for (&i, read) in indexes.iter().zip(reads) {
+                    results[i] = read.map_err(|e| partition_error_code(&e));
+                }
+            }
+            Err(e) => {
+                let code = partition_error_code(&PartitionError::from(e));
+                indexes.iter().for_each(|&i| results[i] = Err(code));
+            }
         }
-        total += result.records.len();
+    }
+    let mut total = 0usize;
+    for (w, result) in wanted.iter().zip(results.iter_mut()) {
+        if let Ok(read) = result {
+            if total > 0 {
+                read.records = whole_batches_within(&read.records, w.max_bytes.min(max_bytes.saturating_sub(total)));
+            }
+            total += read.records.len();
+        }
     }
     results
 }
 
+/// The partitions to read (those resolved without an error), by owning shard: each shard
+/// once, with the indexes into `wanted` of its partitions in request order.
+fn by_owner(shard: &ShardState, wanted: &[Wanted]) -> Vec<(ShardId, Vec<usize>)> {
+    let mut by_shard: Vec<(ShardId, Vec<usize>)> = Vec::new();
+    for (i, w) in wanted.iter().enumerate() {
+        let Some(topic) = w.topic.as_ref().filter(|_| w.error.is_none()) else { continue };
+        let owner = shard.owner(topic, w.partition);
+        match by_shard.iter_mut().find(|(s, _)| *s == owner) {
+            Some((_, indexes)) => indexes.push(i),
+            None => by_shard.push((owner, vec![i])),
+        }
+    }
+    by_shard
+}
+
+/// The longest run of whole batches at the start of `records` that is at most `limit` bytes.
+fn whole_batches_within(records: &Bytes, limit: usize) -> Bytes {
+    let mut end = 0;
+    while let Ok(header) = BatchHeader::parse(&records[end..]) {
+        let next = end + header.total_bytes();
+        if next > limit || next > records.len() {
+            break;
+        }
+        end = next;
+    }
+    records.slice(..end)
+}
+
 /// Parks on every owning shard until one has new data, or `max_wait` passes.
 async fn wait_for_data(shard: &Rc<ShardState>, wanted: &[Wanted], max_wait: Duration) {
-    let mut by_shard: Vec<(ShardId, Vec<DataWait>)> = Vec::new();
-    for w in wanted {
-        let Some(topic) = &w.topic else { continue };
-        let owner = shard.owner(topic, w.partition);
-        let entry = match by_shard.iter_mut().find(|(s, _)| *s == owner) {
-            Some(entry) => entry,
-            None => {
-                by_shard.push((owner, Vec::new()));
-                by_shard.last_mut().expect("just pushed")
-            }
-        };
-        entry.1.push((topic.clone(), w.partition, w.offset));
-    }
+    let by_shard: Vec<(ShardId, Vec<DataWait>)> = by_owner(shard, wanted)
+        .into_iter()
+        .map(|(owner, indexes)| {
+            let waits = indexes.iter().map(|&i| &wanted[i]).filter_map(|w| Some((w.topic.clone()?, w.partition, w.offset))).collect();
+            (owner, waits)
+        })
+        .collect();
     let waits: Vec<Pin<Box<dyn Future<Output = ()>>>> = by_shard
         .into_iter()
         .map(|(owner, waits)| {

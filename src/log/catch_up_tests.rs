@@ -91,6 +91,36 @@ fn a_fetch_far_behind_takes_one_catch_up_read_and_a_larger_batch_whole() {
     });
 }
 
+#[test]
+fn a_read_within_a_limit_serves_no_longer_first_batch_and_does_not_read_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        // No readahead: every disk read below is the fetch's own.
+        let shared = shared_with(CatchUpReads::new(catch_up_limits(4096, 4096, 0)));
+        let log = filled_log(&path, &shared, 100).await;
+        let big = append(&log, 400, 100).await.unwrap();
+        append(&log, 3, 101).await.unwrap();
+        let whole = log.read(big.base_offset, 1000).await.unwrap().records;
+        assert!(whole.len() > 4096, "at least one batch: the long one whole, {} bytes", whole.len());
+
+        // Within 1000 bytes that batch is not served, and not read past the fetch's window.
+        let before = shared.catch_up.bytes_read();
+        let within = log.read_within(big.base_offset, 1000).await.unwrap();
+        assert!(within.records.is_empty());
+        assert_eq!(within.offsets.high_watermark, big.last_offset + 4);
+        let read = usize::try_from(shared.catch_up.bytes_read() - before).unwrap();
+        assert!(read < whole.len(), "{read} bytes read for a batch of {}", whole.len());
+
+        // Batches that fit are served as `read` serves them; 0 bytes reads nothing at all.
+        assert_eq!(log.read_within(0, 1000).await.unwrap().records, log.read(0, 1000).await.unwrap().records);
+        let before = shared.catch_up.disk_reads();
+        let none = log.read_within(0, 0).await.unwrap();
+        assert!(none.records.is_empty());
+        assert_eq!((shared.catch_up.disk_reads(), none.offsets.high_watermark), (before, big.last_offset + 4));
+    });
+}
+
 /// Fetches `log` from `offset` to its high watermark, `max_bytes` at a time: the offsets
 /// served, and the number of fetches.
 async fn fetch_to_end(log: &PartitionLog, mut offset: i64, max_bytes: usize) -> (Vec<i64>, u64) {

@@ -17,6 +17,17 @@ impl PartitionLog {
     /// behind may get less than `max_bytes`, as Kafka allows), and more reads of that size
     /// only for a first batch longer than the window.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
+        self.read_batches(offset, max_bytes, true).await
+    }
+
+    /// As [`PartitionLog::read`], but never more than `max_bytes`: no records when the first
+    /// batch is longer, and with `max_bytes` 0 only the offset is checked. Kafka reads a
+    /// fetch's partitions after the first one with records this way.
+    pub async fn read_within(&self, offset: i64, max_bytes: usize) -> Result<LogRead, LogError> {
+        self.read_batches(offset, max_bytes, false).await
+    }
+
+    async fn read_batches(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<LogRead, LogError> {
         // An offline log serves nothing, as Kafka's offline replicas do (KAFKA_STORAGE_ERROR).
         if let Some(failure) = &self.state.borrow().failure {
             return Err(LogError::Offline(failure.clone()));
@@ -25,11 +36,14 @@ impl PartitionLog {
         if offset < offsets.log_start_offset || offset > offsets.high_watermark {
             return Err(LogError::OffsetOutOfRange { offset, offsets });
         }
-        if offset == offsets.high_watermark {
-            return Ok(LogRead { records: Bytes::new(), offsets });
+        let nothing = LogRead { records: Bytes::new(), offsets };
+        if offset == offsets.high_watermark || !min_one && max_bytes == 0 {
+            return Ok(nothing);
         }
+        // Only a first batch longer than `max_bytes` makes a read longer.
+        let fits = |records: &Bytes| min_one || records.len() <= max_bytes;
         if let Some(records) = self.tail.read(offset, max_bytes, offsets.high_watermark) {
-            return Ok(LogRead { records, offsets });
+            return Ok(if fits(&records) { LogRead { records, offsets } } else { nothing });
         }
         // From the segment holding `offset` on: compaction may have emptied the rest of it.
         let mut segment_index = self.segment_index_for(offset);
@@ -45,6 +59,7 @@ impl PartitionLog {
             let window = self.catch_up.read(&reader, start, window_len, end).await?;
             let records = match pick_batches(&window, offset, max_bytes, offsets.high_watermark) {
                 Picked::Range(from, to) => window.slice(from..to),
+                Picked::Cut { len, .. } if !min_one && len > max_bytes => return Ok(nothing),
                 Picked::Cut { at, len } => self.read_rest_of_batch(&reader, &window, start, at, len, end).await?,
                 // Every batch in the window is before `offset`: go on after them, in this
                 // segment or the next.
@@ -57,6 +72,9 @@ impl PartitionLog {
                     continue;
                 }
             };
+            if !fits(&records) {
+                return Ok(nothing);
+            }
             let (records, last) = verified_prefix(records)?;
             self.read_ahead_after(last, max_bytes);
             return Ok(LogRead { records, offsets });

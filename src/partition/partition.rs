@@ -93,8 +93,11 @@ impl Partition {
         Ok(info)
     }
 
-    pub async fn fetch(&self, offset: i64, max_bytes: usize) -> Result<LogRead, PartitionError> {
-        Ok(self.log.read(offset, max_bytes).await?)
+    /// Whole batches from `offset`, up to `max_bytes`; with `min_one`, at least one batch (the
+    /// first partition with records in a fetch), otherwise never more than `max_bytes`.
+    pub async fn fetch(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<LogRead, PartitionError> {
+        let read = if min_one { self.log.read(offset, max_bytes).await } else { self.log.read_within(offset, max_bytes).await };
+        Ok(read?)
     }
 
     pub fn offsets(&self) -> LogOffsets {

@@ -19,6 +19,15 @@ pub struct PartitionSize {
     pub size_bytes: u64,
 }
 
+/// One partition of a fetch: where to read and its own byte limit.
+#[derive(Debug, Clone)]
+pub struct PartitionRead {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
 pub enum ShardRequest {
     /// Append a produce request's records to a partition this shard owns.
     Produce {
@@ -29,13 +38,9 @@ pub enum ShardRequest {
         reply: Reply<Result<AppendInfo, PartitionError>>,
     },
     /// Read from a partition this shard owns.
-    Fetch {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        max_bytes: usize,
-        reply: Reply<Result<LogRead, PartitionError>>,
-    },
+    /// Read a fetch's partitions this shard owns, in order, within `max_bytes` in all
+    /// ([`crate::shard::ShardState::fetch_partitions`]).
+    Fetch { reads: Vec<PartitionRead>, max_bytes: usize, reply: Reply<Vec<Result<LogRead, PartitionError>>> },
     /// Answer once any of these partitions has data past the given offset, or after `max_wait`.
     WaitForData { waits: Vec<(String, i32, i64)>, max_wait: Duration, reply: Reply<()> },
     ListOffset {

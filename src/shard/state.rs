@@ -13,10 +13,10 @@ use strand_shards::task::{sleep, spawn_local};
 use strand_shards::{Mesh, Reply, ShardId, ShardsError};
 use tracing::{error, warn};
 
-use super::{PartitionSize, ShardRequest};
+use super::{PartitionRead, PartitionSize, ShardRequest};
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
 use crate::group::GroupCoordinator;
-use crate::log::{CatchUpLimits, CatchUpReads, Journal, LogShared, PartitionLog, TailCache};
+use crate::log::{CatchUpLimits, CatchUpReads, Journal, LogRead, LogShared, PartitionLog, TailCache};
 use crate::partition::{Partition, PartitionError};
 
 pub struct ShardState {
@@ -81,6 +81,34 @@ impl ShardState {
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<Partition>> {
         self.partitions.borrow().get(&(topic.to_owned(), partition)).cloned()
+    }
+
+    /// Reads a fetch's partitions owned here, one after another in the fetch's order, as Kafka
+    /// fills a fetch: each gets at most its own limit and what `max_bytes` has left; until one
+    /// has records a read returns at least one batch (KIP-74), after that never more than what
+    /// is left. Once a partition's next batch is longer than what is left, the partitions
+    /// after it are answered with their offsets only (clients rotate the partitions they ask
+    /// first, so those get their turn), which spares a disk read each.
+    pub async fn fetch_partitions(&self, reads: Vec<PartitionRead>, max_bytes: usize) -> Vec<Result<LogRead, PartitionError>> {
+        let mut results = Vec::with_capacity(reads.len());
+        let (mut left, mut min_one, mut spent) = (max_bytes, true, false);
+        for read in reads {
+            let limit = if spent { 0 } else { read.max_bytes.min(left) };
+            let result = match self.local_partition(&read.topic, read.partition) {
+                Ok(p) => p.fetch(read.offset, limit, min_one && !spent).await,
+                Err(e) => Err(e),
+            };
+            if let Ok(got) = &result {
+                if !got.records.is_empty() {
+                    min_one = false;
+                    left = left.saturating_sub(got.records.len());
+                } else if !min_one && limit < read.max_bytes && read.offset < got.offsets.high_watermark {
+                    spent = true;
+                }
+            }
+            results.push(result);
+        }
+        results
     }
 
     fn local_partition(&self, topic: &str, partition: i32) -> Result<Rc<Partition>, PartitionError> {
@@ -211,12 +239,8 @@ impl ShardState {
                 };
                 reply.send(result);
             }
-            ShardRequest::Fetch { topic, partition, offset, max_bytes, reply } => {
-                let result = match self.local_partition(&topic, partition) {
-                    Ok(p) => p.fetch(offset, max_bytes).await,
-                    Err(e) => Err(e),
-                };
-                reply.send(result);
+            ShardRequest::Fetch { reads, max_bytes, reply } => {
+                reply.send(self.fetch_partitions(reads, max_bytes).await);
             }
             ShardRequest::WaitForData { waits, max_wait, reply } => {
                 self.wait_for_data(&waits, max_wait).await;
