@@ -140,7 +140,9 @@ def markdown(results: dict, plots: dict) -> str:
                  ms(f["produce_p99_ms"]["baseline"]), ms(f["produce_p99_ms"]["during_catch_up"]), num(f["produce_p99_rise"], 2),
                  num(f["drain_mib_per_second"], 1), num(quotient(f["drain_mib_per_second"], disk), 2)]
                 for m, f in w["W3"]["modes"].items()]
-        out += [f"\n### W3 tailing vs catch-up: {w['W3']['rate']:,.0f} msg/s, {w['W3']['backlog_mib']:,} MiB backlog\n\n",
+        client = next(iter(w["W3"]["modes"].values()), {}).get("catch_up_client", "librdkafka")
+        out += [f"\n### W3 tailing vs catch-up: {w['W3']['rate']:,.0f} msg/s, {w['W3']['backlog_mib']:,} MiB backlog, "
+                f"catch-up client {client}\n\n",
                 table(["mode", "memory limit MiB", "tailing p99 ms", "during catch-up", "rise", "produce p99 ms",
                        "during catch-up", "rise", "drain MiB/s", "drain / disk"], rows),
                 f"\nDisk O_DIRECT sequential read (1 MiB reads, one in flight): {num(disk)} MiB/s"

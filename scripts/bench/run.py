@@ -48,6 +48,9 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--backlog-mb", type=int, help="W3 backlog in MiB (default 4096, quick 512)")
     p.add_argument("--memory-limit-mb", type=int, help="W3 broker memory cgroup limit in MiB, 0 = none (default 1024, quick 256)")
     p.add_argument("--w3-rounds", type=int, help="W3 baseline/catch-up alternations sharing --duration per side (default 4, quick 1)")
+    p.add_argument("--w3-catch-up-client", choices=["librdkafka", "protocol"], default="librdkafka",
+                   help="what drains W3's backlog: a librdkafka consumer, or Fetch requests whose records are only "
+                        "counted, which leaves the load generator's core to the tailing clients (default %(default)s)")
     p.add_argument("--keep-data", action="store_true", help="keep the brokers' data directories")
     a = p.parse_args(argv)
     workloads_, modes = a.workloads.upper().split(","), a.modes.split(",")
@@ -65,6 +68,7 @@ def parse_args(argv: list[str]) -> Settings:
     s.w3_backlog_mb = a.backlog_mb or s.w3_backlog_mb
     s.w3_memory_limit_mb = s.w3_memory_limit_mb if a.memory_limit_mb is None else a.memory_limit_mb
     s.w3_rounds = a.w3_rounds or s.w3_rounds
+    s.w3_catch_up_client = a.w3_catch_up_client
     s.workloads = workloads_
     return s
 

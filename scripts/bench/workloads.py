@@ -114,7 +114,8 @@ def w3(session: Session, rate: float) -> dict:
                 "consumer drains the backlog")
             doc = session.bench(broker, f"W3/{mode}/catch-up",
                                 ["scenario", "catch-up", *load(s, "w3"), "--rate", f"{rate:.0f}", "--duration", f"{round_s:g}s",
-                                 "--backlog-mb", str(s.w3_backlog_mb), "--rounds", str(s.w3_rounds)])
+                                 "--backlog-mb", str(s.w3_backlog_mb), "--rounds", str(s.w3_rounds),
+                                 "--catch-up-client", s.w3_catch_up_client])
             cost = cost_figures(doc["broker_cpu_seconds"], produced_messages(doc), produced_bytes(doc), broker.peak_rss_kib())
             limited = broker.cgroup is not None
             cgroup_peak = broker.cgroup.peak_bytes() if limited else None
@@ -128,6 +129,7 @@ def w3(session: Session, rate: float) -> dict:
             "tailing_p99_ms": {k: tail[k]["p99"] / 1000 for k in ("baseline", "during_catch_up")},
             "produce_p99_ms": {k: produce[k]["p99"] / 1000 for k in ("baseline", "during_catch_up")},
             "drain_mib_per_second": drain.get("mb_per_second", 0.0),
+            "catch_up_client": s.w3_catch_up_client,
             "drain_passes": drain.get("passes", 0),
             "command": doc["command"],
             **cost,

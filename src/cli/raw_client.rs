@@ -1,6 +1,7 @@
 //! A minimal blocking Kafka protocol connection (codecs from the kafka-protocol crate) for
 //! what librdkafka does not expose: the broker's ApiVersions answer and the Metadata
-//! controller id. Everything else in the CLI goes through librdkafka.
+//! controller id, and the bench's protocol drainer (src/cli/bench/raw_drain.rs). Everything
+//! else in the CLI goes through librdkafka.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -31,7 +32,7 @@ impl RawConnection {
         Ok(Self { stream, next_correlation_id: 1 })
     }
 
-    fn call<Req: Encodable, Resp: Decodable>(&mut self, api_key: ApiKey, version: i16, request: &Req) -> anyhow::Result<Resp> {
+    pub(crate) fn call<Req: Encodable, Resp: Decodable>(&mut self, api_key: ApiKey, version: i16, request: &Req) -> anyhow::Result<Resp> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
         let header = RequestHeader::default()

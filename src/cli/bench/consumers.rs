@@ -90,9 +90,14 @@ fn assignment(topic: &str, start: &[(i32, Offset)]) -> anyhow::Result<TopicParti
 }
 
 fn note_receipt(stats: &ConsumeStats, clock: BenchClock, now: Instant, bytes: usize) {
+    note_receipts(stats, clock, now, 1, bytes as u64);
+}
+
+/// `records` received at `now`, holding `bytes` of values.
+pub(super) fn note_receipts(stats: &ConsumeStats, clock: BenchClock, now: Instant, records: u64, bytes: u64) {
     let ns = clock.nanos(now).max(1);
-    stats.received.fetch_add(1, Ordering::Relaxed);
-    stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    stats.received.fetch_add(records, Ordering::Relaxed);
+    stats.bytes.fetch_add(bytes, Ordering::Relaxed);
     let _ = stats.first_receive_ns.compare_exchange(0, ns, Ordering::Relaxed, Ordering::Relaxed);
     stats.last_receive_ns.fetch_max(ns, Ordering::Relaxed);
 }

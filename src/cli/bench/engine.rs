@@ -2,6 +2,7 @@
 //! then producers on their schedule, live progress while it runs, and the figures after
 //! every measured record was acknowledged and received (or a drain deadline passed).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,8 @@ use super::load_args::LoadArgs;
 use super::payload::BenchClock;
 use super::producers::{self, ProduceStats, ProducerPlan};
 use super::progress::Progress;
-use super::topic_setup::high_watermarks;
+use super::raw_drain::{self, RawDrain};
+use super::topic_setup::{high_watermarks, partition_leaders, watermarks};
 use crate::cli::brokers::BrokerArgs;
 
 /// How long consumers may trail the last acknowledgement before missing records count as lost.
@@ -52,6 +54,23 @@ pub struct PhaseSpec {
     /// Draining consumers start over at the log start until the phase ends (sustained
     /// catch-up reads) instead of stopping at the end.
     pub drain_repeat: bool,
+    pub drain_client: DrainClient,
+}
+
+/// `client` as `--client` / `--catch-up-client` spell it.
+pub fn drain_client_name(client: DrainClient) -> String {
+    clap::ValueEnum::to_possible_value(&client).map_or_else(String::new, |v| v.get_name().to_owned())
+}
+
+/// What the draining consumers are.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DrainClient {
+    /// librdkafka consumers, as every other bench client.
+    #[default]
+    Librdkafka,
+    /// Fetch requests as librdkafka sends them, the records counted from the batch headers
+    /// (src/cli/bench/raw_drain.rs): the broker's load at a fraction of the client CPU.
+    Protocol,
 }
 
 /// The producers' figures.
@@ -161,14 +180,44 @@ impl Bench {
         let drain_stop = Arc::new(AtomicBool::new(false));
         let drain_stats = Arc::new(ConsumeStats::default());
         let mut drain_threads = Vec::new();
-        let drain_shares = deal(&self.partitions, spec.drain_consumers);
-        let drainers = if spec.drain_consumers == 0 { 0 } else { drain_shares.len() };
-        for (i, share) in drain_shares.into_iter().enumerate().take(drainers) {
-            let start = share.iter().map(|p| (*p, Offset::Beginning)).collect();
-            let role = Role::Drain { ends: share.iter().map(|p| (*p, ends[p])).collect(), repeat: spec.drain_repeat };
-            let job = ConsumerJob { index: 100 + i, start, not_before: Some(measure_start), role };
-            drain_threads.push(self.spawn_consumer(job, &drain_stats, &drain_stop)?);
+        let drain_shares = if spec.drain_consumers == 0 { Vec::new() } else { deal(&self.partitions, spec.drain_consumers) };
+        if spec.drain_client == DrainClient::Protocol && !drain_shares.is_empty() {
+            anyhow::ensure!(
+                self.brokers.client_property.is_empty(),
+                "the protocol drainer speaks plaintext Kafka without librdkafka, so it cannot apply -X client properties"
+            );
+            let leaders = partition_leaders(&self.brokers, &self.meta, topic)?;
+            let marks = watermarks(&self.brokers, &self.meta, topic, &self.partitions)?;
+            for share in drain_shares {
+                // One drainer per leader of the share's partitions: (start, end) of each.
+                let mut by_leader: BTreeMap<&String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
+                for p in &share {
+                    let leader = leaders.get(p).ok_or_else(|| anyhow::anyhow!("bench: {topic}-{p} has no leader in Metadata"))?;
+                    by_leader.entry(leader).or_default().insert(*p, (marks.get(p).map_or(0, |m| m.0), ends[p]));
+                }
+                for (broker, ranges) in by_leader {
+                    let job = RawDrain {
+                        index: 100 + drain_threads.len(),
+                        broker: broker.clone(),
+                        topic: topic.clone(),
+                        ranges,
+                        repeat: spec.drain_repeat,
+                        message_size: self.load.message_size,
+                        not_before: measure_start,
+                        timeout: self.brokers.timeout,
+                    };
+                    drain_threads.push(raw_drain::spawn(job, self.clock, Arc::clone(&drain_stats), Arc::clone(&drain_stop))?);
+                }
+            }
+        } else {
+            for (i, share) in drain_shares.into_iter().enumerate() {
+                let start = share.iter().map(|p| (*p, Offset::Beginning)).collect();
+                let role = Role::Drain { ends: share.iter().map(|p| (*p, ends[p])).collect(), repeat: spec.drain_repeat };
+                let job = ConsumerJob { index: 100 + i, start, not_before: Some(measure_start), role };
+                drain_threads.push(self.spawn_consumer(job, &drain_stats, &drain_stop)?);
+            }
         }
+        let drainers = drain_threads.len();
 
         let halt = Arc::new(AtomicBool::new(false));
         let produce_stats = Arc::new(ProduceStats::default());

@@ -15,6 +15,7 @@ mod payload;
 mod plot;
 mod producers;
 mod progress;
+mod raw_drain;
 mod report;
 mod scenario;
 mod topic_setup;

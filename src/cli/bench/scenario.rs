@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::command::{setup, spec, write_outputs};
-use super::engine::{PhaseResult, PhaseSpec};
+use super::engine::{drain_client_name, DrainClient, PhaseResult, PhaseSpec};
 use super::latency::Percentiles;
 use super::load_args::LoadArgs;
 use super::report::{phase_json, phase_table};
@@ -52,6 +52,11 @@ pub struct CatchUpArgs {
     /// of seconds, several short rounds put the slow stretches on both sides.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
+    /// What drains the backlog. `protocol` sends librdkafka's Fetch requests but only counts
+    /// the records: with the load generator on one core, the tailing clients then do not share
+    /// it with a librdkafka consumer's work (the catch-up consumer is usually elsewhere).
+    #[arg(long, value_enum, default_value_t = DrainClient::Librdkafka)]
+    pub catch_up_client: DrainClient,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +100,7 @@ fn catch_up(brokers: &BrokerArgs, args: &CatchUpArgs) -> anyhow::Result<()> {
         let during = PhaseSpec {
             drain_consumers: args.catch_up_consumers.max(1),
             drain_repeat: true,
+            drain_client: args.catch_up_client,
             ..spec(&name("catch-up"), &load, load.consumers)
         };
         let during = bench.run_phase(&during)?;
@@ -102,7 +108,13 @@ fn catch_up(brokers: &BrokerArgs, args: &CatchUpArgs) -> anyhow::Result<()> {
     }
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "strand bench scenario catch-up: {}\nbacklog {} MiB ({wanted} messages)\n", load.describe(bench.partitions.len()), args.backlog_mb)?;
+    let drainer = drain_client_name(args.catch_up_client);
+    writeln!(
+        out,
+        "strand bench scenario catch-up: {}\nbacklog {} MiB ({wanted} messages), catch-up client: {drainer}\n",
+        load.describe(bench.partitions.len()),
+        args.backlog_mb
+    )?;
     for result in results.iter().chain(pairs.iter().flat_map(|(base, during)| [base, during])) {
         writeln!(out, "== {}\n{}", result.name, phase_table(result))?;
     }
@@ -118,7 +130,7 @@ fn catch_up(brokers: &BrokerArgs, args: &CatchUpArgs) -> anyhow::Result<()> {
     }
     results.extend(pairs.into_iter().flat_map(|(base, during)| [base, during]));
     let phases: Vec<Value> = results.iter().map(phase_json).collect();
-    let body = json!({ "phases": phases, "summary": summary.1, "backlog_mb": args.backlog_mb, "rounds": args.rounds, "rounds_p99": rounds.1 });
+    let body = json!({ "phases": phases, "summary": summary.1, "backlog_mb": args.backlog_mb, "rounds": args.rounds, "rounds_p99": rounds.1, "catch_up_client": drainer });
     write_outputs(&bench, "scenario catch-up", body, &[base, during])
 }
 

@@ -58,13 +58,32 @@ fn partition_ids(b: &BrokerArgs, meta: &BaseConsumer, topic: &str) -> anyhow::Re
 
 /// Log end offset (high watermark) of every partition.
 pub fn high_watermarks(b: &BrokerArgs, meta: &BaseConsumer, topic: &str, partitions: &[i32]) -> anyhow::Result<BTreeMap<i32, i64>> {
+    Ok(watermarks(b, meta, topic, partitions)?.into_iter().map(|(p, (_, high))| (p, high)).collect())
+}
+
+/// Log start and log end offsets of every partition.
+pub fn watermarks(b: &BrokerArgs, meta: &BaseConsumer, topic: &str, partitions: &[i32]) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
     partitions
         .iter()
         .map(|&p| {
-            let (_, high) = meta
+            let marks = meta
                 .fetch_watermarks(topic, p, b.timeout)
                 .map_err(|e| explain(&format!("bench: offsets of {topic}-{p}"), &e))?;
-            Ok((p, high))
+            Ok((p, marks))
+        })
+        .collect()
+}
+
+/// The address (host:port) of every partition's leader.
+pub fn partition_leaders(b: &BrokerArgs, meta: &BaseConsumer, topic: &str) -> anyhow::Result<BTreeMap<i32, String>> {
+    let metadata = meta.fetch_metadata(Some(topic), b.timeout).map_err(|e| explain("bench: Metadata", &e))?;
+    let brokers: BTreeMap<i32, String> = metadata.brokers().iter().map(|b| (b.id(), format!("{}:{}", b.host(), b.port()))).collect();
+    let t = metadata.topics().iter().find(|t| t.name() == topic).ok_or_else(|| anyhow::anyhow!("bench: no topic {topic} in Metadata"))?;
+    t.partitions()
+        .iter()
+        .map(|p| {
+            let leader = brokers.get(&p.leader()).ok_or_else(|| anyhow::anyhow!("bench: {topic}-{} has no known leader", p.id()))?;
+            Ok((p.id(), leader.clone()))
         })
         .collect()
 }
