@@ -41,6 +41,7 @@ impl Broker {
             shards: config.shards,
             io_memory_bytes: config.shard_io_memory_bytes,
             mailbox_max: config.shard_inbox_max,
+            idle_poll: std::time::Duration::from_micros(config.shard_idle_poll_us),
         };
         let (started_tx, started_rx) = flume::unbounded::<Result<ShardId, String>>();
         let shard_config = Arc::clone(&config);

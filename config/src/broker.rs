@@ -49,6 +49,8 @@ pub struct BrokerConfig {
     pub shards: usize,
     pub shard_io_memory_bytes: usize,
     pub shard_inbox_max: usize,
+    /// Microseconds an idle shard polls for work before it sleeps in the kernel.
+    pub shard_idle_poll_us: u64,
     pub shard_tail_cache_bytes: usize,
     pub shard_catchup_reads_max: usize,
     pub shard_catchup_read_chunk_bytes: usize,
@@ -146,6 +148,7 @@ impl BrokerConfig {
             shards: to_usize(p.take_int("shards", 0, 1024)?),
             shard_io_memory_bytes: to_usize(p.take_int("shard.io.memory.bytes", 0, 1 << 30)?),
             shard_inbox_max: to_usize(p.take_int("shard.inbox.max", 1, 1 << 20)?),
+            shard_idle_poll_us: to_u64(p.take_int("shard.idle.poll.us", 0, 1_000_000)?),
             shard_tail_cache_bytes: to_usize(p.take_int("shard.tail.cache.bytes", 0, 1 << 40)?),
             shard_catchup_reads_max: to_usize(p.take_int("shard.catchup.reads.max", 1, 1024)?),
             shard_catchup_read_chunk_bytes: to_usize(p.take_int("shard.catchup.read.chunk.bytes", 4096, 64 << 20)?),

@@ -72,6 +72,7 @@ const INT_KEYS: &[&str] = &[
     "shard.catchup.read.chunk.busy.bytes",
     "shard.catchup.reads.max",
     "shard.catchup.readahead.bytes",
+    "shard.idle.poll.us",
     "shard.inbox.max",
     "shard.io.memory.bytes",
     "shards",

@@ -32,9 +32,9 @@ pub(super) struct JournalFile {
     pub shard_count: usize,
 }
 
-/// The journal files in `dir`, named `<generation>-<shard>-of-<shard count>.journal`.
+/// The journal files in `dir`, named `<generation>-<shard>-of-<shard count>.journal` (none
+/// when `dir` does not exist: a broker that never ran with the journal has no directory).
 pub(super) async fn journal_files(dir: &Path) -> Result<Vec<JournalFile>, IoError> {
-    fs::create_dir_all(dir).await?;
     let mut files = Vec::new();
     for path in fs::list_dir(dir).await? {
         let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".journal")) else {
