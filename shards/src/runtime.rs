@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use tracing::warn;
 
 use crate::{Inbox, Mesh, ShardId, ShardsError};
 
@@ -65,6 +66,8 @@ impl Runtime {
     {
         let count = if options.shards == 0 { available_cores() } else { options.shards };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
+        // The cpus glommio's placement accepts (none when it cannot read the topology).
+        let glommio_cpus: Vec<usize> = glommio::CpuSet::online().map(|set| set.iter().map(|l| l.cpu).collect()).unwrap_or_default();
         let (mesh, inboxes) = Mesh::new(count, options.mailbox_max);
         let mut runtime = Self { stops: Vec::new(), threads: Vec::new() };
         for (index, inbox) in inboxes.into_iter().enumerate() {
@@ -79,13 +82,23 @@ impl Runtime {
             };
             let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
             let main = main.clone();
-            // glommio pins the executor itself (and only then polls before sleeping).
-            let placement = core.map_or(Placement::Unbound, |core| Placement::Fixed(core.id));
+            // glommio polls before sleeping only in an executor it pins itself, and it can pin
+            // only to a cpu its own view of /sys lists; otherwise the thread pins itself.
+            let glommio_pins = core.filter(|core| glommio_cpus.contains(&core.id));
+            if core.is_some() && glommio_pins.is_none() && !options.idle_poll.is_zero() {
+                warn!(shard = index, "glommio does not list this shard's cpu as online: the shard does not poll before it sleeps");
+            }
+            let placement = glommio_pins.map_or(Placement::Unbound, |core| Placement::Fixed(core.id));
             let handle = LocalExecutorBuilder::new(placement)
                 .name(&format!("shard-{index}"))
                 .io_memory(options.io_memory_bytes)
                 .spin_before_park(options.idle_poll)
-                .spawn(move || main(context))
+                .spawn(move || {
+                    if let (Some(core), None) = (core, glommio_pins) {
+                        core_affinity::set_for_current(core);
+                    }
+                    main(context)
+                })
                 .map_err(|e| ShardsError::Start { shard: id, source: e.into() })?;
             runtime.stops.push(stop_sender);
             runtime.threads.push(handle);

@@ -1,5 +1,5 @@
 //! Fetch: reads the asked partitions from their owning shards, in order, within the request's
-//! max_bytes (at once where their limits fit together); when fewer than min_bytes are
+//! max_bytes (one message per owning shard); when fewer than min_bytes are
 //! there, parks on the owning shards until data arrives or max_wait_ms passes (a delayed
 //! fetch woken by appends, not a poll), then reads again.
 
@@ -45,7 +45,7 @@ pub async fn handle(shard: &Rc<ShardState>, request: FetchRequest, version: i16)
         if total >= min_bytes || total > 0 && min_bytes == 0 || failed || now >= deadline || shard.is_stopping() {
             return respond(&request, &wanted, results, version);
         }
-        wait_for_data(shard, &wanted, deadline - now).await;
+        wait_for_data(shard, &wanted, &results, deadline - now).await;
     }
 }
 
@@ -156,12 +156,15 @@ fn whole_batches_within(records: &Bytes, limit: usize) -> Bytes {
     records.slice(..end)
 }
 
-/// Parks on every owning shard until one has new data, or `max_wait` passes.
-async fn wait_for_data(shard: &Rc<ShardState>, wanted: &[Wanted], max_wait: Duration) {
+/// Parks on every owning shard until one of the partitions grows past what `results` (the last
+/// read) saw, or `max_wait` passes. Waiting past the fetch offset instead would end at once for
+/// a partition that had records but fewer than min_bytes, and the fetch would spin.
+async fn wait_for_data(shard: &Rc<ShardState>, wanted: &[Wanted], results: &[ReadResult], max_wait: Duration) {
+    let seen = |i: usize| results[i].as_ref().map_or(wanted[i].offset, |read| read.offsets.high_watermark.max(wanted[i].offset));
     let by_shard: Vec<(ShardId, Vec<DataWait>)> = by_owner(shard, wanted)
         .into_iter()
         .map(|(owner, indexes)| {
-            let waits = indexes.iter().map(|&i| &wanted[i]).filter_map(|w| Some((w.topic.clone()?, w.partition, w.offset))).collect();
+            let waits = indexes.iter().filter_map(|&i| Some((wanted[i].topic.clone()?, wanted[i].partition, seen(i)))).collect();
             (owner, waits)
         })
         .collect();

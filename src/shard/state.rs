@@ -83,27 +83,41 @@ impl ShardState {
         self.partitions.borrow().get(&(topic.to_owned(), partition)).cloned()
     }
 
-    /// Reads a fetch's partitions owned here, one after another in the fetch's order, as Kafka
-    /// fills a fetch: each gets at most its own limit and what `max_bytes` has left; until one
-    /// has records a read returns at least one batch (KIP-74), after that never more than what
-    /// is left. Once a partition's next batch is longer than what is left, the partitions
-    /// after it are answered with their offsets only (clients rotate the partitions they ask
-    /// first, so those get their turn), which spares a disk read each.
+    /// Reads a fetch's partitions owned here in the fetch's order, as Kafka fills a fetch: each
+    /// gets at most its own limit and what `max_bytes` has left; until one has records a read
+    /// returns at least one batch (KIP-74), after that never more than what is left (a
+    /// partition whose next batch is longer gets nothing and the next one is tried). When the
+    /// limits fit in `max_bytes` together, the partitions are read at once instead, each with
+    /// its own limit: what that serves past the rules above (a later partition's batch longer
+    /// than its limit) the fetch handler cuts away.
     pub async fn fetch_partitions(&self, reads: Vec<PartitionRead>, max_bytes: usize) -> Vec<Result<LogRead, PartitionError>> {
+        let partitions: Vec<_> = reads.iter().map(|r| self.local_partition(&r.topic, r.partition)).collect();
+        if reads.iter().map(|r| r.max_bytes).fold(0usize, usize::saturating_add) <= max_bytes {
+            let tasks: Vec<_> = reads
+                .iter()
+                .zip(partitions)
+                .map(|(read, partition)| {
+                    let (offset, limit) = (read.offset, read.max_bytes);
+                    spawn_local(async move { partition?.fetch(offset, limit, true).await })
+                })
+                .collect();
+            let mut results = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                results.push(task.await);
+            }
+            return results;
+        }
         let mut results = Vec::with_capacity(reads.len());
-        let (mut left, mut min_one, mut spent) = (max_bytes, true, false);
-        for read in reads {
-            let limit = if spent { 0 } else { read.max_bytes.min(left) };
-            let result = match self.local_partition(&read.topic, read.partition) {
-                Ok(p) => p.fetch(read.offset, limit, min_one && !spent).await,
+        let (mut left, mut min_one) = (max_bytes, true);
+        for (read, partition) in reads.iter().zip(partitions) {
+            let result = match partition {
+                Ok(p) => p.fetch(read.offset, read.max_bytes.min(left), min_one).await,
                 Err(e) => Err(e),
             };
             if let Ok(got) = &result {
                 if !got.records.is_empty() {
                     min_one = false;
                     left = left.saturating_sub(got.records.len());
-                } else if !min_one && limit < read.max_bytes && read.offset < got.offsets.high_watermark {
-                    spent = true;
                 }
             }
             results.push(result);
