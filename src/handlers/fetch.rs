@@ -79,8 +79,9 @@ type ReadResult = Result<LogRead, ResponseError>;
 type DataWait = (String, i32, i64);
 
 /// Reads the fetch's partitions within its `max_bytes`, as Kafka fills a fetch in request
-/// order. Each owning shard gets one request with its partitions and reads them one after
-/// another within `max_bytes` ([`ShardState::fetch_partitions`]); then the answers are cut to
+/// order. Each owning shard gets one request with its partitions and reads them in order
+/// within `max_bytes`, at once when their limits fit in it together
+/// ([`ShardState::fetch_partitions`]); then the answers are cut to
 /// the fetch's budget in request order: after the first partition with records, each keeps
 /// the whole batches that fit in its own limit and what is left. So a fetch over many
 /// partitions reads and holds about `max_bytes` per shard involved rather than the sum of its
