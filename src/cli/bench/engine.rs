@@ -17,7 +17,7 @@ use super::payload::BenchClock;
 use super::producers::{self, ProduceStats, ProducerPlan};
 use super::progress::Progress;
 use super::raw_drain::{self, RawDrain};
-use super::topic_setup::{high_watermarks, partition_leaders, watermarks};
+use super::topic_setup::{partition_leaders, watermarks};
 use crate::cli::brokers::BrokerArgs;
 
 /// How long consumers may trail the last acknowledgement before missing records count as lost.
@@ -161,7 +161,9 @@ impl PhaseResult {
 impl Bench {
     pub fn run_phase(&self, spec: &PhaseSpec) -> anyhow::Result<PhaseResult> {
         let topic = &self.load.topic;
-        let ends = high_watermarks(&self.brokers, &self.meta, topic, &self.partitions)?;
+        // (log start, log end) of every partition; the phase's consumers read up to the end.
+        let marks = watermarks(&self.brokers, &self.meta, topic, &self.partitions)?;
+        let ends: BTreeMap<i32, i64> = marks.iter().map(|(p, (_, end))| (*p, *end)).collect();
         let send_start = Instant::now() + START_DELAY;
         let measure_start = send_start + spec.warmup;
         let send_end = measure_start + spec.duration;
@@ -187,7 +189,6 @@ impl Bench {
                 "the protocol drainer speaks plaintext Kafka without librdkafka, so it cannot apply -X client properties"
             );
             let leaders = partition_leaders(&self.brokers, &self.meta, topic)?;
-            let marks = watermarks(&self.brokers, &self.meta, topic, &self.partitions)?;
             for share in drain_shares {
                 // One drainer per leader of the share's partitions: (start, end) of each.
                 let mut by_leader: BTreeMap<&String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
