@@ -120,8 +120,10 @@ async fn read_all(shard: &Rc<ShardState>, wanted: &[Wanted], max_bytes: usize) -
     let mut total = 0usize;
     for (w, result) in wanted.iter().zip(results.iter_mut()) {
         if let Ok(read) = result {
-            if total > 0 {
-                read.records = whole_batches_within(&read.records, w.max_bytes.min(max_bytes.saturating_sub(total)));
+            let limit = w.max_bytes.min(max_bytes.saturating_sub(total));
+            // Only an answer longer than what it may hold needs its batches walked.
+            if total > 0 && read.records.len() > limit {
+                read.records = whole_batches_within(&read.records, limit);
             }
             total += read.records.len();
         }
