@@ -12,51 +12,79 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// Checks that `addr` is free for a new broker and resolves port 0, before the shards bind it
 /// with SO_REUSEPORT (which would let a second broker share the port instead of failing).
-/// SO_REUSEADDR (without SO_REUSEPORT) still fails on a port something listens on, but not on
-/// one that only has connections in TIME-WAIT, which a broker killed with SIGKILL leaves
-/// behind for a minute for every idle connection the kernel closed for it.
+/// A bind with SO_REUSEADDR (without SO_REUSEPORT) fails on a port something listens on, but
+/// not on one that only has connections in TIME-WAIT, which a broker killed with SIGKILL leaves
+/// behind for a minute for every idle connection the kernel closed for it. The socket never
+/// listens: a client connecting while it exists would be reset when it closes.
 pub fn probe_listen_address(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(1)?;
     socket
         .local_addr()?
         .as_socket()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP socket address"))
 }
 
-/// Holds a broker's listener address from the busy-port check until its shards listen.
+/// A broker's hold on its listener address for as long as it runs.
 ///
-/// The check ([`probe_listen_address`]) binds without SO_REUSEPORT, so it fails where anything
-/// listens; but once it is released, a second broker starting at the same moment could pass
-/// its own check before the first broker's shards bind, and both would then share the port
-/// through SO_REUSEPORT. The claim closes that gap: a socket bound with SO_REUSEPORT but not
-/// SO_REUSEADDR, and not listening (so no connection lands on it), which the shards' sockets
-/// may join (same user, both SO_REUSEPORT) but every other check's bind conflicts with. Drop
-/// it once the shards listen.
+/// The busy-port check ([`probe_listen_address`]) alone leaves a gap: two brokers starting at
+/// the same moment could both pass it before either's shards bind, and then share the port
+/// through SO_REUSEPORT. The claim is a Unix socket bound to an abstract name made of the
+/// address: binding a name is atomic and exclusive, and the kernel releases it when the
+/// process exits, even by SIGKILL. A broker takes the claim first and checks the port second,
+/// so of two brokers on one address only one gets past the claim.
 pub struct PortClaim {
-    _socket: Socket,
+    _socket: std::os::unix::net::UnixDatagram,
 }
 
-/// Checks `addr` is free (retrying for `wait` while a just-killed broker's sockets are torn
-/// down) and claims it. Returns the address with port 0 resolved.
+/// Claims `addr` and checks that it is free (retrying both for `wait` while a just-killed
+/// broker's sockets are torn down). Returns the address with port 0 resolved.
 pub fn claim_listen_address(addr: SocketAddr, wait: std::time::Duration) -> std::io::Result<(SocketAddr, PortClaim)> {
+    if addr.port() == 0 {
+        return claim_any_port(addr);
+    }
     let deadline = std::time::Instant::now() + wait;
-    let resolved = loop {
-        match probe_listen_address(addr) {
+    let claim = retry_while_in_use(deadline, || claim_name(addr))?;
+    retry_while_in_use(deadline, || probe_listen_address(addr))?;
+    Ok((addr, claim))
+}
+
+/// Port 0: the kernel picks a free port, which then has a name to claim. Between the pick and
+/// the claim another process may take the port (a broker picking too, a client's connection):
+/// then another port is picked.
+fn claim_any_port(addr: SocketAddr) -> std::io::Result<(SocketAddr, PortClaim)> {
+    const PICKS: usize = 16;
+    let mut last = None;
+    for _ in 0..PICKS {
+        let picked = probe_listen_address(addr)?;
+        match claim_name(picked).and_then(|claim| probe_listen_address(picked).map(|_| claim)) {
+            Ok(claim) => return Ok((picked, claim)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
+}
+
+/// `attempt` until it succeeds, fails otherwise than with the address in use, or `deadline`.
+fn retry_while_in_use<T>(deadline: std::time::Instant, attempt: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match attempt() {
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            result => break result?,
+            result => return result,
         }
-    };
-    let domain = if resolved.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&resolved.into())?;
-    Ok((resolved, PortClaim { _socket: socket }))
+    }
+}
+
+fn claim_name(addr: SocketAddr) -> std::io::Result<PortClaim> {
+    use std::os::linux::net::SocketAddrExt;
+    let name = std::os::unix::net::SocketAddr::from_abstract_name(format!("strand/listen/{addr}"))?;
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&name)?;
+    Ok(PortClaim { _socket: socket })
 }
 
 /// Binds a listener for this shard with SO_REUSEPORT and SO_REUSEADDR.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import struct
@@ -59,6 +60,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The line a broker logs once every shard listens: "strand is serving listen=HOST:PORT ...".
+SERVING_LINE = re.compile(r"strand is serving listen=\S+:(\d+)")
+
+
 class BrokerError(AssertionError):
     pass
 
@@ -71,11 +76,15 @@ class Broker:
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.shards = shards
-        self.port = free_port()
+        # 0 until the first start: the broker picks a free port and claims it in one step (a
+        # port picked here and released could be taken before the broker binds it), and the
+        # harness learns it from the broker's "strand is serving" line. Restarts keep it.
+        self.port = 0
         self.host = "127.0.0.1"
         self.proc: subprocess.Popen | None = None
         self._log_file = None
         self.starts = 0
+        self.given_listen = ""
 
     @property
     def bootstrap(self) -> str:
@@ -99,6 +108,8 @@ class Broker:
             raise BrokerError("broker already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
+        # What this start is given as --listen (port 0 the first time).
+        self.given_listen = self.bootstrap
         self._log_file = open(self.log_path, "ab", buffering=0)
         self._log_file.write(
             f"\n===== [test harness] start #{self.starts}: {' '.join(self.command())}\n".encode()
@@ -114,6 +125,7 @@ class Broker:
             cwd=str(self.data_dir.parent),
         )
         deadline = time.monotonic() + START_DEADLINE_S
+        marker = f"===== [test harness] start #{self.starts}:"
         while True:
             rc = self.proc.poll()
             if rc is not None:
@@ -121,17 +133,17 @@ class Broker:
                 raise BrokerError(
                     f"strand exited with code {rc} during startup\n--- broker log ---\n{self.log_tail()}"
                 )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                pass
+            log = self.log_text()
+            serving = SERVING_LINE.search(log, log.rfind(marker))
+            if serving:
+                self.port = int(serving.group(1))
+                return
             if time.monotonic() > deadline:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
                 self._close_log()
                 raise BrokerError(
-                    f"strand did not accept connections on {self.bootstrap} within "
+                    f"strand did not start serving on {self.bootstrap} within "
                     f"{START_DEADLINE_S:.0f}s\n--- broker log ---\n{self.log_tail()}"
                 )
             time.sleep(0.05)

@@ -7,7 +7,7 @@ pub mod hostile;
 pub mod requests;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,20 +36,25 @@ impl Broker {
     /// Starts with `config` (TOML, Kafka key names) as the config file, if given.
     pub fn start_with_config(shards: u16, config: Option<&str>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log_path = data_dir.path().join("broker.log");
         let config_path = config.map(|text| {
             let path = data_dir.path().join("strand.toml");
             std::fs::write(&path, text).unwrap();
             path
         });
-        let mut broker = Self { child: None, port, data_dir, shards, log_path, config_path };
+        // Port 0: the broker picks a free port and claims it in one step. A port picked here and
+        // released could be picked again by another test, or taken by a client's connection,
+        // before the broker binds it.
+        let mut broker = Self { child: None, port: 0, data_dir, shards, log_path, config_path };
         broker.spawn();
         broker
     }
 
+    /// Starts the process on `self.port` (0 the first time: the broker picks it) and waits until
+    /// it says it serves, then learns the port from that line.
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let earlier = self.log().len();
         let child = Command::new(env!("CARGO_BIN_EXE_strand"))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
@@ -62,11 +67,15 @@ impl Broker {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            if let Some(port) = serving_port(&self.log()[earlier..]) {
+                self.port = port;
+                return;
+            }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("broker exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "broker did not listen:\n{}", self.log());
+            assert!(Instant::now() < deadline, "broker did not start serving:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -131,11 +140,24 @@ impl Broker {
     }
 }
 
+/// The port of the broker's "strand is serving listen=HOST:PORT" line in `log`, once it is there.
+fn serving_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|line| line.contains("strand is serving"))?;
+    let listen = line.split_whitespace().find_map(|field| field.strip_prefix("listen="))?;
+    listen.rsplit(':').next()?.parse().ok()
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let exited = child.try_wait().ok().flatten();
             let _ = child.kill();
             let _ = child.wait();
+            // A failing test shows what the broker said, and whether it had died.
+            if std::thread::panicking() {
+                let state = exited.map_or_else(|| "still running".to_owned(), |status| format!("exited with {status}"));
+                eprintln!("broker on port {} ({state}) logged:\n{}", self.port, self.log());
+            }
         }
     }
 }
