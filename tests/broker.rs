@@ -267,3 +267,49 @@ fn a_second_broker_on_a_served_port_exits_and_the_first_serves_on() {
         assert_eq!(response.brokers[0].port, i32::from(broker.port));
     }
 }
+
+#[test]
+fn one_produce_over_partitions_of_both_shards_answers_each_in_request_order() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let broker = Broker::start(2);
+    let mut client = broker.connect();
+    create_topic(&mut client, "spread", 4, &[]);
+    let partition = |index: i32, value: &str| {
+        PartitionProduceData::default().with_index(index).with_records(Some(batch(&[value, value], 0)))
+    };
+    // Partitions of both shards, interleaved, with an unknown partition and an internal topic
+    // in between.
+    let topics = vec![
+        TopicProduceData::default().with_name(topic_name("spread")).with_partition_data(vec![
+            partition(3, "a"),
+            partition(0, "b"),
+            partition(9, "c"),
+            partition(1, "d"),
+        ]),
+        TopicProduceData::default().with_name(topic_name("__consumer_offsets")).with_partition_data(vec![partition(0, "f")]),
+        TopicProduceData::default().with_name(topic_name("spread")).with_partition_data(vec![partition(2, "g")]),
+    ];
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(topics);
+    let response: ProduceResponse = client.call(ApiKey::Produce, PRODUCE_V, &request);
+    let answers: Vec<(String, i32, i16, i64)> = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter().map(move |p| (t.name.to_string(), p.index, p.error_code, p.base_offset)))
+        .collect();
+    let spread = |index, code, offset| ("spread".to_owned(), index, code, offset);
+    assert_eq!(
+        answers,
+        vec![
+            spread(3, 0, 0),
+            spread(0, 0, 0),
+            spread(9, 3, -1), // UNKNOWN_TOPIC_OR_PARTITION
+            spread(1, 0, 0),
+            ("__consumer_offsets".to_owned(), 0, 17, -1), // INVALID_TOPIC_EXCEPTION
+            spread(2, 0, 0),
+        ]
+    );
+    for (index, value) in [(3, "a"), (0, "b"), (1, "d"), (2, "g")] {
+        let data = fetch(&mut client, "spread", index, 0, 0);
+        assert_eq!(records(data.records.unwrap()), vec![(0, value.to_owned()), (1, value.to_owned())], "partition {index}");
+    }
+}

@@ -39,3 +39,19 @@ pub fn spawn_background<T: 'static>(future: impl Future<Output = T> + 'static) -
     });
     glommio::spawn_local_into(future, queue).expect("the background queue exists on this shard")
 }
+
+/// Runs every future as its own task on this shard and returns their outputs in order, so
+/// work that waits on other shards or on the disk (partitions of one request) runs at once.
+/// One future is awaited in place, without a task.
+pub async fn join_all<T: 'static>(mut futures: Vec<impl Future<Output = T> + 'static>) -> Vec<T> {
+    if futures.len() == 1 {
+        let only = futures.pop().expect("one future");
+        return vec![only.await];
+    }
+    let tasks: Vec<_> = futures.into_iter().map(spawn_local).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await);
+    }
+    outputs
+}

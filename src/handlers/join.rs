@@ -5,22 +5,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-use strand_shards::task::spawn_local;
+pub use strand_shards::task::join_all;
 use strand_shards::Reply;
 
 use crate::partition::PartitionError;
 use crate::shard::{ShardRequest, ShardState};
-
-/// Runs every future as its own task on this shard and returns their outputs in order, so
-/// partitions owned by different shards are worked on at once.
-pub async fn join_all<T: 'static>(futures: Vec<impl Future<Output = T> + 'static>) -> Vec<T> {
-    let tasks: Vec<_> = futures.into_iter().map(spawn_local).collect();
-    let mut outputs = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        outputs.push(task.await);
-    }
-    outputs
-}
 
 /// How a shard answers a request about one partition.
 type PartitionReply<T> = Reply<Result<T, PartitionError>>;

@@ -1,11 +1,13 @@
-//! Produce: each partition's records go to the shard that owns it; partitions are appended
-//! concurrently, and each answers once durable (acks 1/-1) or at once (acks 0).
+//! Produce: each owning shard gets one message with the request's partitions it owns; all
+//! partitions are appended at once, and each answers once durable (acks 1/-1) or at once
+//! (acks 0).
 
 use std::rc::Rc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use strand_shards::ShardId;
 use tracing::debug;
 
 use super::join::join_all;
@@ -13,12 +15,15 @@ use crate::cluster::is_internal_topic;
 use crate::log::AppendInfo;
 use crate::partition::PartitionError;
 use crate::protocol::error_code::partition_error_code;
-use crate::shard::{ShardRequest, ShardState};
+use crate::shard::{PartitionAppend, ShardRequest, ShardState};
 
 pub async fn handle(shard: &Rc<ShardState>, request: ProduceRequest, _version: i16) -> ProduceResponse {
     let acks = request.acks;
     let image = shard.image();
-    let mut work = Vec::new();
+    // Every partition of the request in order: refused here, or appended by its owner, which
+    // gets one message with all of the request's partitions it owns.
+    let mut results: Vec<Option<Result<AppendInfo, Refusal>>> = Vec::new();
+    let mut by_shard: Vec<(ShardId, Vec<usize>, Vec<PartitionAppend>)> = Vec::new();
     for topic in &request.topic_data {
         let name = topic.name.to_string();
         let known = image.topic(&name).map(|t| t.partitions);
@@ -26,31 +31,50 @@ pub async fn handle(shard: &Rc<ShardState>, request: ProduceRequest, _version: i
         // coordinators' own state, written only by them.
         let internal = is_internal_topic(&name);
         for partition in &topic.partition_data {
-            let shard = Rc::clone(shard);
-            let name = name.clone();
             let index = partition.index;
+            if !known.is_some_and(|n| (0..n).contains(&index)) {
+                results.push(Some(Err(Refusal::from(PartitionError::UnknownTopicOrPartition))));
+                continue;
+            }
+            if internal {
+                let message = format!("cannot append to internal topic {name}");
+                results.push(Some(Err(Refusal { code: ResponseError::InvalidTopicException, message })));
+                continue;
+            }
+            let owner = shard.owner(&name, index);
             let records = partition.records.clone().unwrap_or_default();
-            work.push(async move {
-                if !known.is_some_and(|n| (0..n).contains(&index)) {
-                    return Err(Refusal::from(PartitionError::UnknownTopicOrPartition));
+            let append = PartitionAppend { topic: name.clone(), partition: index, records };
+            match by_shard.iter_mut().find(|(s, ..)| *s == owner) {
+                Some((_, indexes, appends)) => {
+                    indexes.push(results.len());
+                    appends.push(append);
                 }
-                if internal {
-                    return Err(Refusal {
-                        code: ResponseError::InvalidTopicException,
-                        message: format!("cannot append to internal topic {name}"),
-                    });
-                }
-                let owner = shard.owner(&name, index);
-                shard
-                    .call(owner, |reply| ShardRequest::Produce { topic: name, partition: index, records, acks, reply })
-                    .await
-                    .map_err(PartitionError::from)
-                    .and_then(|r| r)
-                    .map_err(Refusal::from)
-            });
+                None => by_shard.push((owner, vec![results.len()], vec![append])),
+            }
+            results.push(None);
         }
     }
-    let mut results = join_all(work).await.into_iter();
+    let work = by_shard
+        .iter_mut()
+        .map(|(owner, _, appends)| {
+            let (shard, owner, appends) = (Rc::clone(shard), *owner, std::mem::take(appends));
+            async move { shard.call(owner, |reply| ShardRequest::Produce { appends, acks, reply }).await }
+        })
+        .collect();
+    for ((_, indexes, _), answer) in by_shard.iter().zip(join_all(work).await) {
+        match answer {
+            Ok(answers) => {
+                for (&i, answer) in indexes.iter().zip(answers) {
+                    results[i] = Some(answer.map_err(Refusal::from));
+                }
+            }
+            Err(e) => {
+                let refusal = Refusal::from(PartitionError::from(e));
+                indexes.iter().for_each(|&i| results[i] = Some(Err(refusal.clone())));
+            }
+        }
+    }
+    let mut results = results.into_iter().map(|r| r.expect("every partition is answered"));
     let responses = request
         .topic_data
         .iter()
@@ -67,6 +91,7 @@ pub async fn handle(shard: &Rc<ShardState>, request: ProduceRequest, _version: i
 }
 
 /// Why one partition's records were not appended.
+#[derive(Clone)]
 struct Refusal {
     code: ResponseError,
     message: String,

@@ -28,15 +28,18 @@ pub struct PartitionRead {
     pub max_bytes: usize,
 }
 
+/// One partition of a produce request: its records as the client sent them.
+#[derive(Debug, Clone)]
+pub struct PartitionAppend {
+    pub topic: String,
+    pub partition: i32,
+    pub records: Bytes,
+}
+
 pub enum ShardRequest {
-    /// Append a produce request's records to a partition this shard owns.
-    Produce {
-        topic: String,
-        partition: i32,
-        records: Bytes,
-        acks: i16,
-        reply: Reply<Result<AppendInfo, PartitionError>>,
-    },
+    /// Append a produce request's records to the partitions of it this shard owns, at once;
+    /// answered when every one is (durable, for acks 1 and -1), in the same order.
+    Produce { appends: Vec<PartitionAppend>, acks: i16, reply: Reply<Vec<Result<AppendInfo, PartitionError>>> },
     /// Read from a partition this shard owns.
     /// Read a fetch's partitions this shard owns, in order, within `max_bytes` in all
     /// ([`crate::shard::ShardState::fetch_partitions`]).

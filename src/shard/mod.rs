@@ -10,5 +10,5 @@ mod messages;
 mod reconcile;
 mod state;
 
-pub use messages::{PartitionRead, PartitionSize, ShardRequest};
+pub use messages::{PartitionAppend, PartitionRead, PartitionSize, ShardRequest};
 pub use state::ShardState;

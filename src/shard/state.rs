@@ -9,14 +9,14 @@ use std::sync::Arc;
 use event_listener::Event;
 use futures_lite::future;
 use strand_config::BrokerConfig;
-use strand_shards::task::{sleep, spawn_local};
+use strand_shards::task::{join_all, sleep, spawn_local};
 use strand_shards::{Mesh, Reply, ShardId, ShardsError};
 use tracing::{error, warn};
 
-use super::{PartitionRead, PartitionSize, ShardRequest};
+use super::{PartitionAppend, PartitionRead, PartitionSize, ShardRequest};
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
 use crate::group::GroupCoordinator;
-use crate::log::{CatchUpLimits, CatchUpReads, Journal, LogRead, LogShared, PartitionLog, TailCache};
+use crate::log::{AppendInfo, CatchUpLimits, CatchUpReads, Journal, LogRead, LogShared, PartitionLog, TailCache};
 use crate::partition::{Partition, PartitionError};
 
 pub struct ShardState {
@@ -93,19 +93,15 @@ impl ShardState {
     pub async fn fetch_partitions(&self, reads: Vec<PartitionRead>, max_bytes: usize) -> Vec<Result<LogRead, PartitionError>> {
         let partitions: Vec<_> = reads.iter().map(|r| self.local_partition(&r.topic, r.partition)).collect();
         if reads.iter().map(|r| r.max_bytes).fold(0usize, usize::saturating_add) <= max_bytes {
-            let tasks: Vec<_> = reads
+            let work = reads
                 .iter()
                 .zip(partitions)
                 .map(|(read, partition)| {
                     let (offset, limit) = (read.offset, read.max_bytes);
-                    spawn_local(async move { partition?.fetch(offset, limit, true).await })
+                    async move { partition?.fetch(offset, limit, true).await }
                 })
                 .collect();
-            let mut results = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                results.push(task.await);
-            }
-            return results;
+            return join_all(work).await;
         }
         let mut results = Vec::with_capacity(reads.len());
         let (mut left, mut min_one) = (max_bytes, true);
@@ -123,6 +119,19 @@ impl ShardState {
             results.push(result);
         }
         results
+    }
+
+    /// Appends a produce request's partitions this shard owns, all at once, and answers in
+    /// their order once every one is appended (and durable, for acks 1 and -1).
+    pub async fn produce_partitions(&self, appends: Vec<PartitionAppend>, acks: i16) -> Vec<Result<AppendInfo, PartitionError>> {
+        let work = appends
+            .into_iter()
+            .map(|append| {
+                let partition = self.local_partition(&append.topic, append.partition);
+                async move { partition?.produce(append.records, acks).await }
+            })
+            .collect();
+        join_all(work).await
     }
 
     fn local_partition(&self, topic: &str, partition: i32) -> Result<Rc<Partition>, PartitionError> {
@@ -246,12 +255,8 @@ impl ShardState {
     /// Answers one shard request.
     pub async fn handle(self: Rc<Self>, request: ShardRequest) {
         match request {
-            ShardRequest::Produce { topic, partition, records, acks, reply } => {
-                let result = match self.local_partition(&topic, partition) {
-                    Ok(p) => p.produce(records, acks).await,
-                    Err(e) => Err(e),
-                };
-                reply.send(result);
+            ShardRequest::Produce { appends, acks, reply } => {
+                reply.send(self.produce_partitions(appends, acks).await);
             }
             ShardRequest::Fetch { reads, max_bytes, reply } => {
                 reply.send(self.fetch_partitions(reads, max_bytes).await);
