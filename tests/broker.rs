@@ -252,15 +252,18 @@ fn a_fetch_over_several_partitions_fills_max_bytes_in_partition_order() {
 #[test]
 fn a_second_broker_on_a_served_port_exits_and_the_first_serves_on() {
     let broker = Broker::start(2);
-    let other_dir = tempfile::tempdir().unwrap();
-    let second = std::process::Command::new(env!("CARGO_BIN_EXE_strand"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", broker.port), "--shards", "1", "--data-dir"])
-        .arg(other_dir.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success(), "the second broker started on a served port:\n{said}");
-    assert!(said.contains("listener") && said.contains("in use"), "{said}");
+    // The same address, and one that overlaps it.
+    for host in ["127.0.0.1", "0.0.0.0"] {
+        let other_dir = tempfile::tempdir().unwrap();
+        let second = std::process::Command::new(env!("CARGO_BIN_EXE_strand"))
+            .args(["serve", "--listen", &format!("{host}:{}", broker.port), "--shards", "1", "--data-dir"])
+            .arg(other_dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&second.stderr);
+        assert!(!second.status.success(), "a second broker started on {host}:{}:\n{said}", broker.port);
+        assert!(said.contains("listener") && said.contains("in use"), "{said}");
+    }
     // Every connection still reaches the first broker, and it answers.
     for _ in 0..20 {
         let response: MetadataResponse = broker.connect().call(ApiKey::Metadata, 12, &MetadataRequest::default());

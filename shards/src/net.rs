@@ -27,39 +27,53 @@ pub fn probe_listen_address(addr: SocketAddr) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP socket address"))
 }
 
-/// A broker's hold on its listener address for as long as it runs.
+/// Holds a broker's listener address from the busy-port check until its shards listen.
 ///
-/// The busy-port check ([`probe_listen_address`]) alone leaves a gap: two brokers starting at
-/// the same moment could both pass it before either's shards bind, and then share the port
-/// through SO_REUSEPORT. The claim is a Unix socket bound to an abstract name made of the
-/// address: binding a name is atomic and exclusive, and the kernel releases it when the
-/// process exits, even by SIGKILL. A broker takes the claim first and checks the port second,
-/// so of two brokers on one address only one gets past the claim.
+/// The check ([`probe_listen_address`]) binds without SO_REUSEPORT, so it fails where anything
+/// listens; but the shards bind only after recovery, and until they do a second broker could
+/// pass the same check, and both would then share the port through SO_REUSEPORT. Two holds
+/// close that gap:
+/// - a startup lock taken before the check: a Unix socket bound to an abstract name made of
+///   the port. Binding a name is atomic and exclusive, and the kernel releases it when the
+///   process exits, even by SIGKILL. So brokers on one port, on the same address or
+///   overlapping ones (0.0.0.0 and 127.0.0.1), pass the check one at a time, and each sees the
+///   one before it listening.
+/// - a TCP socket bound to the address with SO_REUSEPORT but not SO_REUSEADDR, and not
+///   listening (no connection lands on it): the shards' sockets join it (same user, both
+///   SO_REUSEPORT), and another program's bind of the port conflicts with it during recovery.
+///
+/// Drop it once the shards listen.
 pub struct PortClaim {
-    _socket: std::os::unix::net::UnixDatagram,
+    _startup: std::os::unix::net::UnixDatagram,
+    _socket: Socket,
 }
 
-/// Claims `addr` and checks that it is free (retrying both for `wait` while a just-killed
-/// broker's sockets are torn down). Returns the address with port 0 resolved.
+/// Claims `addr` and checks that it is free (retrying both for `wait` while another broker
+/// starts on the port, or a just-killed one's sockets are torn down). Returns the address with
+/// port 0 resolved.
 pub fn claim_listen_address(addr: SocketAddr, wait: std::time::Duration) -> std::io::Result<(SocketAddr, PortClaim)> {
     if addr.port() == 0 {
         return claim_any_port(addr);
     }
     let deadline = std::time::Instant::now() + wait;
-    let claim = retry_while_in_use(deadline, || claim_name(addr))?;
+    let startup = retry_while_in_use(deadline, || lock_port(addr.port()))?;
     retry_while_in_use(deadline, || probe_listen_address(addr))?;
-    Ok((addr, claim))
+    Ok((addr, PortClaim { _startup: startup, _socket: hold_port(addr)? }))
 }
 
-/// Port 0: the kernel picks a free port, which then has a name to claim. Between the pick and
-/// the claim another process may take the port (a broker picking too, a client's connection):
-/// then another port is picked.
+/// Port 0: the kernel picks a free port, which is then locked, checked and held. Between the
+/// pick and the lock another process may take the port (a broker picking too, a client's
+/// connection): then another port is picked.
 fn claim_any_port(addr: SocketAddr) -> std::io::Result<(SocketAddr, PortClaim)> {
     const PICKS: usize = 16;
     let mut last = None;
     for _ in 0..PICKS {
         let picked = probe_listen_address(addr)?;
-        match claim_name(picked).and_then(|claim| probe_listen_address(picked).map(|_| claim)) {
+        let claim = lock_port(picked.port()).and_then(|startup| {
+            probe_listen_address(picked)?;
+            Ok(PortClaim { _startup: startup, _socket: hold_port(picked)? })
+        });
+        match claim {
             Ok(claim) => return Ok((picked, claim)),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
             Err(e) => return Err(e),
@@ -80,11 +94,21 @@ fn retry_while_in_use<T>(deadline: std::time::Instant, attempt: impl Fn() -> std
     }
 }
 
-fn claim_name(addr: SocketAddr) -> std::io::Result<PortClaim> {
+/// The startup lock of [`PortClaim`]: fails with the address in use while another broker
+/// holds it.
+fn lock_port(port: u16) -> std::io::Result<std::os::unix::net::UnixDatagram> {
     use std::os::linux::net::SocketAddrExt;
-    let name = std::os::unix::net::SocketAddr::from_abstract_name(format!("strand/listen/{addr}"))?;
-    let socket = std::os::unix::net::UnixDatagram::bind_addr(&name)?;
-    Ok(PortClaim { _socket: socket })
+    let name = std::os::unix::net::SocketAddr::from_abstract_name(format!("strand/listener-port/{port}"))?;
+    std::os::unix::net::UnixDatagram::bind_addr(&name)
+}
+
+/// The TCP hold of [`PortClaim`].
+fn hold_port(addr: SocketAddr) -> std::io::Result<Socket> {
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
 
 /// Binds a listener for this shard with SO_REUSEPORT and SO_REUSEADDR.

@@ -74,10 +74,10 @@ pub fn serve(args: &BrokerConfigArgs) -> anyhow::Result<()> {
     let mut config = args.load()?;
     // The shards bind with SO_REUSEPORT, which would let a second broker of the same user share
     // the port instead of failing: claim and check it first (this also resolves port 0), and
-    // hold the claim while the broker runs. A broker just killed with SIGKILL holds its sockets
-    // for a moment after its process is gone (the kernel tears its io_uring instances down
-    // asynchronously), so a busy port is retried briefly before it is an error.
-    let (listen, _claim) = strand_shards::net::claim_listen_address(config.listeners, LISTENER_RELEASE_WAIT)
+    // hold the claim until the shards listen. A broker just killed with SIGKILL holds its
+    // sockets for a moment after its process is gone (the kernel tears its io_uring instances
+    // down asynchronously), so a busy port is retried briefly before it is an error.
+    let (listen, claim) = strand_shards::net::claim_listen_address(config.listeners, LISTENER_RELEASE_WAIT)
         .map_err(|e| anyhow::anyhow!("listener {}: {e}", config.listeners))?;
     if config.advertised_listeners.port == 0 {
         config.advertised_listeners.port = listen.port();
@@ -86,6 +86,7 @@ pub fn serve(args: &BrokerConfigArgs) -> anyhow::Result<()> {
     abort_on_panic();
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     let broker = strand::broker::Broker::start(config, listen)?;
+    drop(claim);
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "signal received: stopping");
     }

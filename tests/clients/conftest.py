@@ -61,7 +61,7 @@ def free_port() -> int:
 
 
 # The line a broker logs once every shard listens: "strand is serving listen=HOST:PORT ...".
-SERVING_LINE = re.compile(r"strand is serving listen=\S+:(\d+)")
+SERVING_LINE = re.compile(r"strand is serving listen=\S+:(\d+) .*\n")
 
 
 class BrokerError(AssertionError):
@@ -69,7 +69,7 @@ class BrokerError(AssertionError):
 
 
 class Broker:
-    """A strand broker process on a fixed port and data dir."""
+    """A strand broker process and its data dir; the broker picks its port at the first start and keeps it."""
 
     def __init__(self, binary: Path, data_dir: Path, log_path: Path, shards: int = 2):
         self.binary = Path(binary)
@@ -116,6 +116,9 @@ class Broker:
         )
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        # keep whatever RUST_LOG asks for, and the "strand is serving" line start() waits for
+        env["RUST_LOG"] = f"{env['RUST_LOG']},strand::broker=info" if env.get("RUST_LOG") else "info"
+
         self.proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,

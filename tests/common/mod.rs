@@ -61,6 +61,7 @@ impl Broker {
             .arg(self.data_dir.path().join("data"))
             .args(["--shards", &self.shards.to_string()])
             .args(self.config_path.iter().flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]))
+            .env("RUST_LOG", with_serving_line(std::env::var("RUST_LOG").ok()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -97,7 +98,11 @@ impl Broker {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        match std::fs::read(&self.log_path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => panic!("reading the broker log {}: {e}", self.log_path.display()),
+        }
     }
 
     /// SIGTERM and wait for a clean exit.
@@ -140,9 +145,19 @@ impl Broker {
     }
 }
 
-/// The port of the broker's "strand is serving listen=HOST:PORT" line in `log`, once it is there.
+/// A RUST_LOG for the broker that keeps whatever the caller asked for and the "strand is
+/// serving" line the harness waits for.
+fn with_serving_line(rust_log: Option<String>) -> String {
+    match rust_log {
+        Some(filter) if !filter.is_empty() => format!("{filter},strand::broker=info"),
+        _ => "info".to_owned(),
+    }
+}
+
+/// The port of the broker's "strand is serving listen=HOST:PORT" line in `log`, once the whole
+/// line is there.
 fn serving_port(log: &str) -> Option<u16> {
-    let line = log.lines().find(|line| line.contains("strand is serving"))?;
+    let line = log.split_inclusive('\n').find(|line| line.contains("strand is serving") && line.ends_with('\n'))?;
     let listen = line.split_whitespace().find_map(|field| field.strip_prefix("listen="))?;
     listen.rsplit(':').next()?.parse().ok()
 }
