@@ -48,38 +48,39 @@ pub struct PortClaim {
     _socket: Socket,
 }
 
-/// Claims `addr` and checks that it is free (retrying both for `wait` while another broker
-/// starts on the port, or a just-killed one's sockets are torn down). Returns the address with
-/// port 0 resolved.
+/// Claims `addr` and checks that it is free (retrying for `wait` while another broker starts
+/// on the port, or a just-killed one's sockets are torn down). Returns the address with port 0
+/// resolved.
 pub fn claim_listen_address(addr: SocketAddr, wait: std::time::Duration) -> std::io::Result<(SocketAddr, PortClaim)> {
     if addr.port() == 0 {
         return claim_any_port(addr);
     }
     let deadline = std::time::Instant::now() + wait;
-    let startup = retry_while_in_use(deadline, || lock_port(addr.port()))?;
-    retry_while_in_use(deadline, || probe_listen_address(addr))?;
-    Ok((addr, PortClaim { _startup: startup, _socket: hold_port(addr)? }))
+    Ok((addr, retry_while_in_use(deadline, || claim(addr))?))
 }
 
-/// Port 0: the kernel picks a free port, which is then locked, checked and held. Between the
-/// pick and the lock another process may take the port (a broker picking too, a client's
-/// connection): then another port is picked.
+/// Port 0: the kernel picks a free port, which is then claimed. Between the pick and the
+/// claim another process may take the port (a broker picking too, a client's connection):
+/// then another port is picked.
 fn claim_any_port(addr: SocketAddr) -> std::io::Result<(SocketAddr, PortClaim)> {
     const PICKS: usize = 16;
     let mut last = None;
     for _ in 0..PICKS {
         let picked = probe_listen_address(addr)?;
-        let claim = lock_port(picked.port()).and_then(|startup| {
-            probe_listen_address(picked)?;
-            Ok(PortClaim { _startup: startup, _socket: hold_port(picked)? })
-        });
-        match claim {
+        match claim(picked) {
             Ok(claim) => return Ok((picked, claim)),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
             Err(e) => return Err(e),
         }
     }
     Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
+}
+
+/// Takes the startup lock, checks the port, and holds it; see [`PortClaim`].
+fn claim(addr: SocketAddr) -> std::io::Result<PortClaim> {
+    let startup = lock_port(addr.port())?;
+    probe_listen_address(addr)?;
+    Ok(PortClaim { _startup: startup, _socket: hold_port(addr)? })
 }
 
 /// `attempt` until it succeeds, fails otherwise than with the address in use, or `deadline`.

@@ -14,7 +14,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use strand_shards::ShardId;
 
-use super::join::{first_of, join_all};
+use super::join::{first_of, group_by_owner, join_all};
 use super::str_bytes;
 use crate::log::LogRead;
 use crate::partition::PartitionError;
@@ -134,16 +134,10 @@ async fn read_all(shard: &Rc<ShardState>, wanted: &[Wanted], max_bytes: usize) -
 /// The partitions to read (those resolved without an error), by owning shard: each shard
 /// once, with the indexes into `wanted` of its partitions in request order.
 fn by_owner(shard: &ShardState, wanted: &[Wanted]) -> Vec<(ShardId, Vec<usize>)> {
-    let mut by_shard: Vec<(ShardId, Vec<usize>)> = Vec::new();
-    for (i, w) in wanted.iter().enumerate() {
-        let Some(topic) = w.topic.as_ref().filter(|_| w.error.is_none()) else { continue };
-        let owner = shard.owner(topic, w.partition);
-        match by_shard.iter_mut().find(|(s, _)| *s == owner) {
-            Some((_, indexes)) => indexes.push(i),
-            None => by_shard.push((owner, vec![i])),
-        }
-    }
-    by_shard
+    group_by_owner(wanted.iter().enumerate().filter_map(|(i, w)| {
+        let topic = w.topic.as_ref().filter(|_| w.error.is_none())?;
+        Some((shard.owner(topic, w.partition), i))
+    }))
 }
 
 /// The longest run of whole batches at the start of `records` that is at most `limit` bytes.

@@ -6,10 +6,23 @@ use std::rc::Rc;
 use std::task::Poll;
 
 pub use strand_shards::task::join_all;
-use strand_shards::Reply;
+use strand_shards::{Reply, ShardId};
 
 use crate::partition::PartitionError;
 use crate::shard::{ShardRequest, ShardState};
+
+/// `items` grouped by the shard that owns each (shards in the order they first appear, items
+/// in theirs): what one message per owning shard carries.
+pub fn group_by_owner<T>(items: impl IntoIterator<Item = (ShardId, T)>) -> Vec<(ShardId, Vec<T>)> {
+    let mut groups: Vec<(ShardId, Vec<T>)> = Vec::new();
+    for (owner, item) in items {
+        match groups.iter_mut().find(|(shard, _)| *shard == owner) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((owner, vec![item])),
+        }
+    }
+    groups
+}
 
 /// How a shard answers a request about one partition.
 type PartitionReply<T> = Reply<Result<T, PartitionError>>;

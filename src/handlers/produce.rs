@@ -7,10 +7,9 @@ use std::rc::Rc;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use strand_shards::ShardId;
 use tracing::debug;
 
-use super::join::join_all;
+use super::join::{group_by_owner, join_all};
 use crate::cluster::is_internal_topic;
 use crate::log::AppendInfo;
 use crate::partition::PartitionError;
@@ -23,7 +22,7 @@ pub async fn handle(shard: &Rc<ShardState>, request: ProduceRequest, _version: i
     // Every partition of the request in order: refused here, or appended by its owner, which
     // gets one message with all of the request's partitions it owns.
     let mut results: Vec<Option<Result<AppendInfo, Refusal>>> = Vec::new();
-    let mut by_shard: Vec<(ShardId, Vec<usize>, Vec<PartitionAppend>)> = Vec::new();
+    let mut routed = Vec::new();
     for topic in &request.topic_data {
         let name = topic.name.to_string();
         let known = image.topic(&name).map(|t| t.partitions);
@@ -43,25 +42,19 @@ pub async fn handle(shard: &Rc<ShardState>, request: ProduceRequest, _version: i
             }
             let owner = shard.owner(&name, index);
             let records = partition.records.clone().unwrap_or_default();
-            let append = PartitionAppend { topic: name.clone(), partition: index, records };
-            match by_shard.iter_mut().find(|(s, ..)| *s == owner) {
-                Some((_, indexes, appends)) => {
-                    indexes.push(results.len());
-                    appends.push(append);
-                }
-                None => by_shard.push((owner, vec![results.len()], vec![append])),
-            }
+            routed.push((owner, (results.len(), PartitionAppend { topic: name.clone(), partition: index, records })));
             results.push(None);
         }
     }
-    let work = by_shard
-        .iter_mut()
-        .map(|(owner, _, appends)| {
-            let (shard, owner, appends) = (Rc::clone(shard), *owner, std::mem::take(appends));
-            async move { shard.call(owner, |reply| ShardRequest::Produce { appends, acks, reply }).await }
+    let (indexes_by_owner, work): (Vec<Vec<usize>>, Vec<_>) = group_by_owner(routed)
+        .into_iter()
+        .map(|(owner, group)| {
+            let (indexes, appends): (Vec<usize>, Vec<PartitionAppend>) = group.into_iter().unzip();
+            let shard = Rc::clone(shard);
+            (indexes, async move { shard.call(owner, |reply| ShardRequest::Produce { appends, acks, reply }).await })
         })
-        .collect();
-    for ((_, indexes, _), answer) in by_shard.iter().zip(join_all(work).await) {
+        .unzip();
+    for (indexes, answer) in indexes_by_owner.iter().zip(join_all(work).await) {
         match answer {
             Ok(answers) => {
                 for (&i, answer) in indexes.iter().zip(answers) {
