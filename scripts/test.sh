@@ -13,6 +13,9 @@ cargo build --release --workspace --locked
 echo "==> cargo test"
 cargo test --workspace --release --locked -- --show-output
 
+echo "==> bench driver unit tests (scripts/bench, no broker)"
+"${PYTHON:-python3}" -m unittest discover -s scripts/bench
+
 # The fault tests (tests/clients/test_faults.py) run a broker built with the io crate's fault
 # seam, which reads STRAND_FAULTS; every other test runs the production build. Cargo keeps
 # both builds; the last command leaves target/release/strand the production one.

@@ -42,7 +42,9 @@ class Settings:
     w7_rate: float | None = None
     w2_p99_ms_max: float = 50.0
     w2_step_factor: float = 1.25
-    w2_steps_max: int = 12
+    # Bisection steps after the climb (see workloads.Ladder).
+    w2_refine_steps: int = 2
+    w2_steps_max: int = 14
     w3_backlog_mb: int = 4096
     w3_memory_limit_mb: int = 1024
     # Baseline and catch-up alternate this many times, each measure_s / w3_rounds long.

@@ -3,7 +3,8 @@ latencies are milliseconds, rates messages (or MiB) per second.
 
 probe  max-rate produce per mode: W1's rate is half the slowest mode's, W2 starts from it
 W1     fixed rate, 1 KiB values: end-to-end latency
-W2     W1 stepped up (x1.25) until end-to-end p99 passes 50 ms or the rate is not kept, twice
+W2     W1 stepped up (x1.25) until end-to-end p99 passes 50 ms or the rate is not kept, twice;
+       then bisected between the last rate kept and that one
 W3     W1 plus a consumer draining a backlog from offset 0, after the page cache was dropped; the
        two alternate in rounds
 W5     16, 256, 1024 partitions at W1's rate, then at max rate; memory per partition
@@ -66,15 +67,71 @@ def step_passes(s, rate: float, f: dict) -> bool:
             and f["failed"] == 0 and f["not_received"] == 0)
 
 
+class Ladder:
+    """W2's search for a mode's maximum sustainable rate, as the rates to run and what each
+    showed. It climbs from `start` by `factor` after each sustained step. A step that is not
+    sustained is run once more (one stall on a busy machine should not end the search); a
+    second failure ends the climb, or, while no step has been sustained, halves the rate (at
+    most three times). It then bisects between the highest sustained rate and the lowest that
+    failed twice, `refine` times or until the two are within 3%, so the result is not a whole
+    climbing step (25%) below the mode's maximum. `max_steps` bounds the runs, retries
+    included."""
+
+    CLOSE_ENOUGH = 1.03
+    HALVINGS_MAX = 3
+
+    def __init__(self, start: float, factor: float, refine: int, max_steps: int):
+        self.factor, self.refine_left, self.steps_left = factor, refine, max_steps
+        self.rate: float | None = start
+        self.sustained: float | None = None  # the highest rate sustained
+        self.failed: float | None = None  # the lowest rate failed twice
+        self.retried = False
+        self.halvings = 0
+
+    def record(self, sustained: bool) -> None:
+        """What the step at `self.rate` showed; sets the next rate, or None when done."""
+        rate = self.rate
+        assert rate is not None, "the ladder has ended"
+        self.steps_left -= 1
+        bisecting = self.failed is not None
+        if sustained:
+            self.sustained, self.retried = max(rate, self.sustained or 0.0), False
+        elif not self.retried:
+            self.retried = True
+        elif self.sustained is None and self.halvings < self.HALVINGS_MAX:
+            self.rate, self.halvings, self.retried = rate / 2, self.halvings + 1, False
+            return self._bounded()
+        else:
+            self.failed, self.retried = min(rate, self.failed or rate), False
+        if self.retried:
+            return self._bounded()  # the same rate once more
+        if self.failed is None:
+            self.rate = rate * self.factor
+        else:
+            if bisecting:
+                self.refine_left -= 1
+            low = self.sustained
+            if low is None or self.refine_left <= 0 or self.failed / low <= self.CLOSE_ENOUGH:
+                self.rate = None
+            else:
+                self.rate = (low + self.failed) / 2
+        self._bounded()
+
+    def _bounded(self) -> None:
+        if self.steps_left <= 0:
+            self.rate = None
+
+
 def w2(session: Session, start_rates: dict) -> dict:
     s = session.settings
     modes = {}
     for mode in s.modes:
-        rate, best, steps, halvings, retried = start_rates[mode], None, [], 0, False
+        ladder, best, steps = Ladder(start_rates[mode], s.w2_step_factor, s.w2_refine_steps, s.w2_steps_max), None, []
         with session.broker("W2", mode) as broker:
             cpu_before = broker.cpu_seconds()
             messages = bytes_ = 0
-            while len(steps) < s.w2_steps_max:
+            while ladder.rate is not None:
+                rate = ladder.rate
                 doc = session.bench(broker, f"W2/{mode}/step-{len(steps) + 1:02d}", [*e2e(rate, s.step_s), *load(s, "w2")])
                 messages, bytes_ = messages + produced_messages(doc), bytes_ + produced_bytes(doc)
                 f = phase_figures(doc["phases"][-1])
@@ -82,14 +139,9 @@ def w2(session: Session, start_rates: dict) -> dict:
                 steps.append({"rate": rate, "passed": ok, **f})
                 log(f"W2 {mode}: {rate:.0f} msg/s -> {f['messages_per_second']:.0f} msg/s, e2e p99 {f['e2e_ms']['p99']:.2f} ms: "
                     + ("sustained" if ok else "not sustained"))
-                if ok:
-                    best, rate, retried = steps[-1], rate * s.w2_step_factor, False
-                elif not retried:
-                    retried = True  # one stall on a busy machine should not end the ladder: run the step again
-                elif best is None and halvings < 3:
-                    rate, halvings, retried = rate / 2, halvings + 1, False
-                else:
-                    break
+                if ok and (best is None or f["messages_per_second"] > best["messages_per_second"]):
+                    best = steps[-1]
+                ladder.record(ok)
             cost = cost_figures(broker.cpu_seconds() - cpu_before, messages, bytes_, broker.peak_rss_kib())
         modes[mode] = {"max_sustainable": best, "steps": steps, **cost}
         if best:
