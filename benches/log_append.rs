@@ -1,11 +1,12 @@
 //! Stage benchmark: the durable append path of one partition log (offset assignment, O_DIRECT
 //! write, fdatasync, high watermark), without the network.
 //!
-//! For each write mode (direct + fsync per batch, buffered + fsync per batch, buffered without
-//! fsync: the page-cache design) two runs over the same device: one appender waiting for each
-//! ack in turn, then `CONCURRENT` appenders in flight at once (group commit shares fsyncs).
-//! Then strict mode over `CONCURRENT` partitions, one appender each: every partition
-//! fdatasyncing its own segment, against the shard journal (`shard.journal.bytes`).
+//! For each write mode (direct write-through: O_DSYNC, `log.io.write.through`; direct + fsync
+//! per batch; buffered + fsync per batch; buffered without fsync: the page-cache design) two
+//! runs over the same device: one appender waiting for each ack in turn, then `CONCURRENT`
+//! appenders in flight at once (group commit shares fsyncs). Then strict mode over
+//! `CONCURRENT` partitions, one appender each: every partition fdatasyncing its own segment
+//! (after a write, or write-through), against the shard journal (`shard.journal.bytes`).
 //! Prints throughput and ack latency percentiles; never fails on timing.
 //!
 //! `cargo bench --bench log_append [-- BATCHES]`; set STRAND_BENCH_DIR to put the log on
@@ -48,8 +49,10 @@ fn main() -> anyhow::Result<()> {
             preallocate_bytes: 32 << 20,
             flush_messages: 1,
             flush_ms: u64::MAX,
+            write_through: false,
         };
         let modes = [
+            ("direct, write-through (O_DSYNC)", LogConfig { write_through: true, ..strict }),
             ("direct, fsync per batch", strict),
             ("buffered, fsync per batch", LogConfig { io_mode: IoMode::Buffered, ..strict }),
             ("buffered, no fsync", LogConfig { io_mode: IoMode::Buffered, flush_messages: u64::MAX, ..strict }),
@@ -66,14 +69,15 @@ fn main() -> anyhow::Result<()> {
             }
         }
         println!("direct, fsync per batch, {CONCURRENT} partitions with one appender each");
-        for (label, journal_bytes) in [("fsync each", 0), ("journal", JOURNAL_BYTES)] {
-            let dir = path.join(format!("partitions-{journal_bytes}"));
+        for (label, journal_bytes, write_through) in [("fsync each", 0, false), ("write-through each", 0, true), ("journal", JOURNAL_BYTES, false)] {
+            let config = LogConfig { write_through, ..strict };
+            let dir = path.join(format!("partitions-{}", label.replace(' ', "-")));
             let shared = shared(&dir, journal_bytes);
             shared.journal.load(0, 1, |_, _| true).await.expect("journal");
             let mut logs = Vec::new();
             for partition in 0..CONCURRENT {
                 let key = JournalKey { topic: "bench".into(), partition: partition as i32, topic_id: Default::default() };
-                logs.push(PartitionLog::open(&dir.join(format!("bench-{partition}")), strict, &shared, Some(&key)).await.expect("open"));
+                logs.push(PartitionLog::open(&dir.join(format!("bench-{partition}")), config, &shared, Some(&key)).await.expect("open"));
             }
             shared.journal.start(0, 1).await.expect("journal");
             let started = Instant::now();
@@ -134,7 +138,7 @@ fn report(label: &str, latencies: &[Duration], elapsed: Duration, bytes: usize) 
     let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
     let secs = elapsed.as_secs_f64();
     println!(
-        "  {label:<14} {:>9.0} batches/s {:>8.1} MB/s   ack p50 {:>8.1?} p99 {:>8.1?} p99.9 {:>8.1?} max {:>8.1?}",
+        "  {label:<18} {:>9.0} batches/s {:>8.1} MB/s   ack p50 {:>8.1?} p99 {:>8.1?} p99.9 {:>8.1?} max {:>8.1?}",
         latencies.len() as f64 / secs,
         bytes as f64 / secs / 1e6,
         pct(0.50),

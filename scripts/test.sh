@@ -68,7 +68,8 @@ echo "==> client tests (pytest tests/clients)"
 echo "==> client tests again with log.io.mode = buffered"
 buffered_config="$(mktemp)"
 journal_config="$(mktemp)"
-trap 'rm -f "$buffered_config" "$journal_config"' EXIT
+write_through_config="$(mktemp)"
+trap 'rm -f "$buffered_config" "$journal_config" "$write_through_config"' EXIT
 echo 'log.io.mode = "buffered"' > "$buffered_config"
 STRAND_CONFIG="$buffered_config" "$VENV/bin/python" -m pytest tests/clients -q -p no:cacheprovider \
     --deselect tests/clients/test_cli.py "$@"
@@ -79,3 +80,10 @@ echo "==> client tests again with shard.journal.bytes = 16777216"
 echo 'shard.journal.bytes = 16777216' > "$journal_config"
 STRAND_CONFIG="$journal_config" "$VENV/bin/python" -m pytest tests/clients -q -p no:cacheprovider \
     --deselect tests/clients/test_cli.py "$@"
+
+# Write-through segments (log.io.write.through) make each append its own fdatasync: the crash
+# and disk-fault tests again with them on.
+echo "==> crash and fault tests again with log.io.write.through = true"
+echo 'log.io.write.through = true' > "$write_through_config"
+STRAND_CONFIG="$write_through_config" "$VENV/bin/python" -m pytest tests/clients/test_crash.py \
+    tests/clients/test_faults.py -q -p no:cacheprovider "$@"

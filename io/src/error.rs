@@ -30,7 +30,9 @@ impl IoError {
     /// regular file that stopped short, which means the same): the broker answers such writes
     /// with KAFKA_STORAGE_ERROR, keeps serving reads, and writes again once space is freed.
     /// A failed fdatasync never counts: the kernel may have dropped the dirty pages, so the
-    /// log goes offline instead.
+    /// log goes offline instead. A write-through (O_DSYNC) write that fails out of space
+    /// does count, its sync included: it was O_DIRECT, so no dirty page can have been
+    /// dropped, and the retry writes the whole range again from memory.
     pub fn is_out_of_space(&self) -> bool {
         match self {
             Self::Os { op, source, .. } => *op != "fdatasync" && out_of_space(source),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use glommio::io::Directory;
 
-use crate::{AppendFile, FileReader, IoError, IoMode, Result};
+use crate::{AppendFile, FileReader, IoError, IoMode, Result, WriteOptions};
 
 /// fsync a directory, making creations, renames and removals in it durable.
 pub async fn sync_dir(path: &Path) -> Result<()> {
@@ -76,7 +76,7 @@ pub async fn remove_file(path: &Path) -> Result<()> {
 /// it, rename it over `path`, fsync the directory. A crash leaves the old or the new contents.
 pub async fn write_atomic(path: &Path, contents: Bytes) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = AppendFile::create(&tmp, IoMode::Buffered, 0).await?;
+    let mut file = AppendFile::create(&tmp, WriteOptions::BUFFERED).await?;
     file.append(&[contents]).await?;
     file.close().await?;
     glommio::io::rename(&tmp, path).await.map_err(|e| IoError::os("rename", &tmp, e))?;

@@ -17,16 +17,20 @@ use hdrhistogram::Histogram;
 pub enum IoOp {
     Write,
     Sync,
+    /// A write-through (O_DSYNC) write: the write and its fdatasync in one operation
+    /// (`dsync_write`).
+    SyncedWrite,
     Read,
 }
 
 impl IoOp {
-    const ALL: [IoOp; 3] = [IoOp::Write, IoOp::Sync, IoOp::Read];
+    const ALL: [IoOp; 4] = [IoOp::Write, IoOp::Sync, IoOp::SyncedWrite, IoOp::Read];
 
     pub fn name(self) -> &'static str {
         match self {
             IoOp::Write => "write",
             IoOp::Sync => "fdatasync",
+            IoOp::SyncedWrite => "dsync_write",
             IoOp::Read => "read",
         }
     }
@@ -41,7 +45,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 thread_local! {
-    static HISTOGRAMS: RefCell<[Histogram<u64>; 3]> = RefCell::new([histogram(), histogram(), histogram()]);
+    static HISTOGRAMS: RefCell<[Histogram<u64>; IoOp::ALL.len()]> = RefCell::new(IoOp::ALL.map(|_| histogram()));
     /// Whether anyone takes the figures: until then no operation reads the clock.
     static ENABLED: Cell<bool> = const { Cell::new(false) };
 }

@@ -18,7 +18,7 @@ pub mod latency;
 mod reader;
 mod ring_file;
 
-pub use append_file::{AppendFile, FileSyncer, PAGE_BYTES};
+pub use append_file::{AppendFile, FileSyncer, WriteOptions, PAGE_BYTES};
 pub use error::IoError;
 pub use mapped_file::MappedFile;
 pub use strand_config::IoMode;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
-use strand_io::{fs, AppendFile, FileReader};
+use strand_io::{fs, AppendFile, FileReader, WriteOptions};
 
 use super::batch_scan::{scan_batches, Scan};
 use crate::clock::wall_clock_ms;
@@ -81,7 +81,7 @@ impl PartitionLog {
         let base = old.base_offset;
         let dir = &self.dir;
         let cleaned = dir.join(format!("{}.cleaned", log_path(dir, base).file_name().and_then(|n| n.to_str()).unwrap_or_default()));
-        let mut file = AppendFile::create(&cleaned, self.config.get().io_mode, 0).await?;
+        let mut file = AppendFile::create(&cleaned, WriteOptions::new(self.config.get().io_mode, 0)).await?;
         file.append(&batches).await?;
         file.close().await?;
         let reader = FileReader::open(&cleaned, self.config.get().io_mode).await?;

@@ -13,7 +13,8 @@ use super::tests::{append, files, read_all, run, shared, CONFIG};
 use super::*;
 
 /// One segment for everything: only the journal's checkpoints fdatasync it.
-const BIG_SEGMENTS: LogConfig = LogConfig { segment_bytes: 256 << 20, preallocate_bytes: 1 << 20, ..CONFIG };
+/// As partition.rs configures a log when the shard journal runs: segments not write-through.
+const BIG_SEGMENTS: LogConfig = LogConfig { segment_bytes: 256 << 20, preallocate_bytes: 1 << 20, write_through: false, ..CONFIG };
 const JOURNAL_BYTES: u64 = 4 << 20;
 
 fn key(partition: i32) -> JournalKey {

@@ -6,9 +6,12 @@
 //! high watermark (acks and parked fetches wake), or, when the shard journal runs and takes the
 //! round, has the journal make the batches durable instead (the journal fdatasyncs the segment
 //! itself before reusing its records, `sync_segment`); relaxed mode moves it after the write and fdatasyncs once
-//! flush.messages messages are written or flush.ms has passed. After every fdatasync of the
-//! segment by the writer the new index entries are appended to the index files (not synced:
-//! recovery checks them), so an index entry only ever points at data durable in its segment.
+//! flush.messages messages are written or flush.ms has passed. Index entries are appended to
+//! the index files (not synced: recovery checks them) only right after an fdatasync of the
+//! segment by the writer, so an index entry only ever points at data durable in its segment;
+//! and only once `INDEX_PERSIST_LOG_BYTES` of log wait for theirs, or at a roll or close, as
+//! they serve recovery alone (readers use the in-memory index), which reads the log from the
+//! last entry persisted.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -26,6 +29,10 @@ use super::{PartitionLog, Segment};
 /// How long the writer waits before writing again after the filesystem ran out of space.
 const OUT_OF_SPACE_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// How much log the active segment's persisted index entries may trail by: what recovery
+/// reads past them after a crash, and what saves two index writes on most rounds.
+pub(super) const INDEX_PERSIST_LOG_BYTES: u64 = 4 << 20;
+
 /// What the writer tracks between rounds.
 struct Writer {
     active: ActiveFiles,
@@ -34,13 +41,22 @@ struct Writer {
     /// Messages written since the last fdatasync, and when the first of them was.
     unflushed_messages: u64,
     unflushed_since: Option<Instant>,
+    /// Log bytes written to the active segment since its index entries were last persisted.
+    unindexed_bytes: u64,
 }
 
 impl PartitionLog {
     pub(super) async fn run_writer(self: Rc<Self>, active: ActiveFiles) {
         // The segment's end: batches queued at open (replayed from the journal) are not in it.
-        let written_offset = self.state.borrow().durable_offset;
-        let mut writer = Writer { active, written_offset, unflushed_messages: 0, unflushed_since: None };
+        let (written_offset, recovered_unindexed) = {
+            let state = self.state.borrow();
+            let active = state.segments.last().expect("a log has an active segment");
+            (state.durable_offset, active.offset_index.len() > active.persisted_offset_entries)
+        };
+        // Entries recovery rebuilt past the files' last one are written at the first sync, so
+        // the files never trail by more than INDEX_PERSIST_LOG_BYTES plus one round.
+        let unindexed_bytes = if recovered_unindexed { INDEX_PERSIST_LOG_BYTES } else { 0 };
+        let mut writer = Writer { active, written_offset, unflushed_messages: 0, unflushed_since: None, unindexed_bytes };
         let result = match Rc::clone(&self).write_until_closed(&mut writer).await {
             Ok(()) => self.close_files(writer).await,
             Err(e) => Err(e),
@@ -226,11 +242,14 @@ impl PartitionLog {
         }
         assert_eq!(segment.size, writer.active.log.len(), "the segment records exactly what was written");
         writer.written_offset = next_offset;
+        writer.unindexed_bytes += position - start;
         writer.unflushed_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
-    /// fdatasyncs the active segment, then persists its new index entries and publishes.
+    /// fdatasyncs the active segment and publishes, then persists its new index entries if
+    /// `INDEX_PERSIST_LOG_BYTES` of log wait for them (acks and fetches do not wait for those
+    /// writes: an entry only speeds up recovery).
     async fn sync(&self, writer: &mut Writer) -> Result<(), IoError> {
         if writer.unflushed_since.is_none() {
             return Ok(());
@@ -239,8 +258,11 @@ impl PartitionLog {
         writer.unflushed_messages = 0;
         writer.unflushed_since = None;
         self.state.borrow_mut().durable_offset = writer.written_offset;
-        self.persist_index_entries(&mut writer.active).await?;
         self.publish(writer.written_offset);
+        if writer.unindexed_bytes >= INDEX_PERSIST_LOG_BYTES {
+            self.persist_index_entries(&mut writer.active).await?;
+            writer.unindexed_bytes = 0;
+        }
         Ok(())
     }
 
@@ -254,32 +276,44 @@ impl PartitionLog {
         }
     }
 
-    /// Appends the active segment's index entries not yet in its index files.
-    async fn persist_index_entries(&self, files: &mut ActiveFiles) -> Result<(), IoError> {
-        let (offsets, times) = {
-            let mut state = self.state.borrow_mut();
-            let segment = state.segments.last_mut().expect("a log has an active segment");
+    /// Appends the active segment's index entries not yet in its index files. Returns whether
+    /// both files now hold every entry: on a full disk they may not (the indexes are sparse,
+    /// so the entries missing from a file only make recovery scan further).
+    async fn persist_index_entries(&self, files: &mut ActiveFiles) -> Result<bool, IoError> {
+        let (offsets, times, offset_entries, time_entries) = {
+            let state = self.state.borrow();
+            let segment = state.segments.last().expect("a log has an active segment");
             let offsets = Bytes::copy_from_slice(segment.offset_index.encoded_from(segment.persisted_offset_entries));
             let times = Bytes::copy_from_slice(segment.time_index.encoded_from(segment.persisted_time_entries));
-            segment.persisted_offset_entries = segment.offset_index.len();
-            segment.persisted_time_entries = segment.time_index.len();
-            (offsets, times)
+            (offsets, times, segment.offset_index.len(), segment.time_index.len())
         };
-        // The indexes are sparse: entries lost to a full disk only make lookups scan further.
-        let appended = match files.offset_index.append(&[offsets]).await {
-            Ok(()) => files.time_index.append(&[times]).await,
-            Err(e) => Err(e),
+        let offsets_written = files.offset_index.append(&[offsets]).await;
+        let offsets_written = self.optional_write(offsets_written.map(|()| true), "offset index entries not persisted")?;
+        let times_written = if offsets_written {
+            let written = files.time_index.append(&[times]).await;
+            self.optional_write(written.map(|()| true), "time index entries not persisted")?
+        } else {
+            false
         };
-        self.optional_write(appended, "index entries not persisted")
+        let mut state = self.state.borrow_mut();
+        let segment = state.segments.last_mut().expect("a log has an active segment");
+        if offsets_written {
+            segment.persisted_offset_entries = offset_entries;
+        }
+        if times_written {
+            segment.persisted_time_entries = time_entries;
+        }
+        Ok(offsets_written && times_written)
     }
 
     /// The result of writing a file the log can do without (index entries, a producer
-    /// snapshot: recovery re-derives both): a full disk only costs a warning.
-    fn optional_write(&self, result: Result<(), IoError>, what: &str) -> Result<(), IoError> {
+    /// snapshot: recovery re-derives both): a full disk only costs a warning, and the
+    /// default value of `T` (for index entries: not written).
+    fn optional_write<T: Default>(&self, result: Result<T, IoError>, what: &str) -> Result<T, IoError> {
         match result {
             Err(e) if e.is_out_of_space() => {
                 warn!(dir = %self.dir.display(), error = %e, "{what}: out of disk space");
-                Ok(())
+                Ok(T::default())
             }
             other => other,
         }
@@ -292,6 +326,7 @@ impl PartitionLog {
         self.sync(writer).await?;
         let next = create_active(&self.dir, base_offset, &self.config.get()).await?;
         let sealed = std::mem::replace(&mut writer.active, next);
+        writer.unindexed_bytes = 0;
         self.seal(sealed).await?;
         {
             let mut state = self.state.borrow_mut();
@@ -308,10 +343,15 @@ impl PartitionLog {
     /// the indexes so the segment holds no index memory.
     async fn seal(&self, mut files: ActiveFiles) -> Result<(), IoError> {
         self.state.borrow_mut().segments.last_mut().expect("active segment").on_seal();
-        self.persist_index_entries(&mut files).await?;
+        let complete = self.persist_index_entries(&mut files).await?;
         files.log.close().await?;
         files.offset_index.close().await?;
         files.time_index.close().await?;
+        if !complete {
+            // A full disk kept entries out of the files: the segment keeps its indexes in
+            // memory, and the next start writes the files again (recovery's seal_loaded).
+            return Ok(());
+        }
         let base = self.state.borrow().segments.last().expect("active segment").base_offset;
         let (offset_index, time_index) = mapped_indexes(&self.dir, base).await?;
         self.state.borrow_mut().segments.last_mut().expect("active segment").adopt_indexes(offset_index, time_index);

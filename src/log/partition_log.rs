@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use strand_config::IoMode;
-use strand_io::{fs, FileSyncer, IoError};
+use strand_io::{fs, FileSyncer, IoError, WriteOptions};
 use strand_shards::task::{spawn_local, Task};
 use tracing::{debug, info, warn};
 
@@ -45,11 +45,20 @@ pub struct LogConfig {
     pub flush_messages: u64,
     /// Longest a written message waits for an fdatasync when flush_messages > 1.
     pub flush_ms: u64,
+    /// log.io.write.through, and no shard journal: see [`LogConfig::segment_write`].
+    pub write_through: bool,
 }
 
 impl LogConfig {
     pub fn strict(&self) -> bool {
         self.flush_messages <= 1
+    }
+
+    /// How the active segment's file is opened: write-through while strict in direct mode
+    /// when `write_through` allows it (a topic made relaxed later keeps its open file's mode
+    /// until the next roll, which only makes its appends durable sooner).
+    pub fn segment_write(&self) -> WriteOptions {
+        WriteOptions::new(self.io_mode, self.preallocate_bytes).write_through(self.write_through && self.strict())
     }
 
     pub fn flush_interval(&self) -> Duration {

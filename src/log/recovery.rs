@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use strand_io::{fs, AppendFile, FileReader, IoError, MappedFile};
+use strand_io::{fs, AppendFile, FileReader, IoError, MappedFile, WriteOptions};
 use tracing::{debug, warn};
 
 use super::batch_scan::{scan_batches, Scan};
@@ -212,7 +212,7 @@ pub async fn mapped_indexes(dir: &Path, base: i64) -> Result<(OffsetIndex, TimeI
 /// the entries already persisted (the rest are appended by the writer).
 async fn open_active(dir: &Path, segment: &mut Segment, config: &LogConfig) -> Result<ActiveFiles, IoError> {
     let base = segment.base_offset;
-    let log = AppendFile::open_at(&log_path(dir, base), segment.size, config.io_mode, config.preallocate_bytes).await?;
+    let log = AppendFile::open_at(&log_path(dir, base), segment.size, config.segment_write()).await?;
     segment.reader = log.reader();
     let offset_index = open_index(&index_path(dir, base), segment.persisted_offset_entries * 8).await?;
     let time_index = open_index(&time_index_path(dir, base), segment.persisted_time_entries * 12).await?;
@@ -221,16 +221,16 @@ async fn open_active(dir: &Path, segment: &mut Segment, config: &LogConfig) -> R
 
 async fn open_index(path: &Path, len: usize) -> Result<AppendFile, IoError> {
     if len == 0 {
-        return AppendFile::create(path, strand_config::IoMode::Buffered, 0).await;
+        return AppendFile::create(path, WriteOptions::BUFFERED).await;
     }
-    AppendFile::open_at(path, len as u64, strand_config::IoMode::Buffered, 0).await
+    AppendFile::open_at(path, len as u64, WriteOptions::BUFFERED).await
 }
 
 /// Creates the files of a new active segment and makes them durable in the directory.
 pub async fn create_active(dir: &Path, base: i64, config: &LogConfig) -> Result<ActiveFiles, IoError> {
-    let log = AppendFile::create(&log_path(dir, base), config.io_mode, config.preallocate_bytes).await?;
-    let offset_index = AppendFile::create(&index_path(dir, base), strand_config::IoMode::Buffered, 0).await?;
-    let time_index = AppendFile::create(&time_index_path(dir, base), strand_config::IoMode::Buffered, 0).await?;
+    let log = AppendFile::create(&log_path(dir, base), config.segment_write()).await?;
+    let offset_index = AppendFile::create(&index_path(dir, base), WriteOptions::BUFFERED).await?;
+    let time_index = AppendFile::create(&time_index_path(dir, base), WriteOptions::BUFFERED).await?;
     fs::sync_dir(dir).await?;
     Ok(ActiveFiles { log, offset_index, time_index })
 }

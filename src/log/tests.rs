@@ -21,6 +21,7 @@ pub(super) const CONFIG: LogConfig = LogConfig {
     preallocate_bytes: 16 << 10,
     flush_messages: 1,
     flush_ms: u64::MAX,
+    write_through: false,
 };
 
 /// A shard's shared log resources with no tail cache, so reads exercise the disk path.
@@ -77,6 +78,16 @@ pub(super) async fn read_all(log: &PartitionLog) -> Vec<i64> {
         next = *offsets.last().unwrap() + 1;
     }
     offsets
+}
+
+/// Opens the log at `path` (recovering it), reads every offset it serves, and closes it.
+fn reopened_offsets(path: PathBuf, config: LogConfig) -> Vec<i64> {
+    run(move || async move {
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
+        let offsets = read_all(&log).await;
+        log.close().await;
+        offsets
+    })
 }
 
 pub(super) fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
@@ -230,22 +241,68 @@ fn a_missing_index_is_rebuilt_from_the_log() {
     for index in &indexes {
         std::fs::remove_file(index).unwrap();
     }
-    let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, CONFIG, &shared(), None).await.unwrap();
-        let offsets = read_all(&log).await;
-        log.close().await;
-        offsets
-    });
+    let offsets = reopened_offsets(path.clone(), CONFIG);
     assert_eq!(offsets, (0..90).collect::<Vec<i64>>());
     let rebuilt: Vec<u64> = indexes.iter().map(|f| std::fs::metadata(f).unwrap().len()).collect();
     assert_eq!(rebuilt, lengths, "rebuilt indexes match the originals");
 }
 
+/// The active segment's index entries reach its index file only once
+/// `INDEX_PERSIST_LOG_BYTES` of log wait for them, not after every fdatasync; a crash before
+/// that loses nothing: recovery reads the log past the last entry persisted and indexes it.
 #[test]
-fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
+fn active_index_entries_are_persisted_in_steps_and_a_crash_between_them_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
-    let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
+    let config = LogConfig { segment_bytes: 64 << 20, ..CONFIG };
+    let index_len = |dir: &Path| std::fs::metadata(files(dir, "index").pop().unwrap()).unwrap().len();
+    let log_len = |dir: &Path| std::fs::metadata(files(dir, "log").pop().unwrap()).unwrap().len();
+    let p = path.clone();
+    let end = run(move || async move {
+        let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
+        // Batches of 10,000 small records, about 300 KiB: each gets index entries in memory.
+        append(&log, 10_000, 0).await.unwrap();
+        assert_eq!(index_len(&p), 0, "one batch: its entries wait in memory");
+        // A page past the step: the file's size is rounded up to whole pages.
+        while log_len(&p) < log_writer::INDEX_PERSIST_LOG_BYTES + 4096 {
+            append(&log, 10_000, 0).await.unwrap();
+        }
+        // That round wrote the entries after its ack; the next round starts after them.
+        append(&log, 10_000, 0).await.unwrap();
+        let persisted = index_len(&p);
+        assert!(persisted > 0, "past the step the entries are written");
+        let last = append(&log, 10_000, 0).await.unwrap().last_offset;
+        assert_eq!(index_len(&p), persisted, "the entries after the step wait for the next one");
+        // A crash: the executor stops with the log open, no clean-shutdown marker.
+        last + 1
+    });
+    assert!(!path.join("clean-shutdown").exists());
+    let (offsets, next) = run(move || async move {
+        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
+        let offsets = read_all(&log).await;
+        let next = append(&log, 1, 0).await.unwrap().base_offset;
+        log.close().await;
+        (offsets, next)
+    });
+    assert_eq!(offsets, (0..end).collect::<Vec<i64>>(), "every acknowledged record is read back");
+    assert_eq!(next, end, "appends continue right after them");
+}
+
+#[test]
+fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
+    failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack(false);
+}
+
+/// The same with write-through segments, where the fdatasync is the write's own.
+#[test]
+fn a_failed_write_through_sync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
+    failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack(true);
+}
+
+fn failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack(write_through: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let config = LogConfig { segment_bytes: 1 << 20, write_through, ..CONFIG };
     let p = path.clone();
     let (acked, durable_len) = run(move || async move {
         let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
@@ -266,20 +323,25 @@ fn a_failed_fdatasync_acknowledges_nothing_and_power_loss_keeps_every_ack() {
     // Power loss: the disk keeps only what was fdatasync'ed.
     let log_file = files(&path, "log").pop().unwrap();
     std::fs::OpenOptions::new().write(true).open(&log_file).unwrap().set_len(durable_len).unwrap();
-    let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
-        read_all(&log).await
-    });
-    assert_eq!(offsets, (0..8).collect::<Vec<i64>>());
+    assert_eq!(reopened_offsets(path, config), (0..8).collect::<Vec<i64>>());
     assert_eq!(acked.last(), Some(&7));
 }
 
 #[test]
 fn a_full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledged() {
+    full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledged(false);
+}
+
+#[test]
+fn a_full_disk_refuses_write_through_appends_until_space_returns_and_loses_nothing_acknowledged() {
+    full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledged(true);
+}
+
+fn full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledged(write_through: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     let p = path.clone();
-    let config = LogConfig { segment_bytes: 1 << 20, ..CONFIG };
+    let config = LogConfig { segment_bytes: 1 << 20, write_through, ..CONFIG };
     run(move || async move {
         let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
         assert_eq!(append(&log, 2, 0).await.unwrap().last_offset, 1);
@@ -296,11 +358,30 @@ fn a_full_disk_refuses_appends_until_space_returns_and_loses_nothing_acknowledge
         assert_eq!(append(&log, 1, 0).await.unwrap().last_offset, 4);
         log.close().await;
     });
-    let offsets = run(move || async move {
-        let log = PartitionLog::open(&path, config, &shared(), None).await.unwrap();
-        read_all(&log).await
+    assert_eq!(reopened_offsets(path, config), (0..5).collect::<Vec<i64>>());
+}
+
+/// A full disk that refuses only the index files' writes (the log's space was reserved ahead):
+/// rolls go on, the sealed segments keep their indexes in memory, every record is served, and
+/// the next start writes the missing index entries.
+#[test]
+fn index_writes_refused_by_a_full_disk_lose_nothing_and_are_redone_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let p = path.clone();
+    run(move || async move {
+        let log = PartitionLog::open(&p, CONFIG, &shared(), None).await.unwrap();
+        faults::inject(FaultOp::Write, ".index", 28, 1000);
+        for i in 0..30 {
+            append(&log, 3, i).await.unwrap();
+        }
+        assert!(files(&p, "log").len() > 3, "1 KiB segments rolled");
+        assert_eq!(read_all(&log).await, (0..90).collect::<Vec<i64>>());
+        log.close().await;
     });
-    assert_eq!(offsets, (0..5).collect::<Vec<i64>>());
+    assert_eq!(reopened_offsets(path.clone(), CONFIG), (0..90).collect::<Vec<i64>>());
+    let indexes = files(&path, "index");
+    assert!(indexes.iter().any(|f| std::fs::metadata(f).unwrap().len() > 0), "entries written at the restart");
 }
 
 #[test]

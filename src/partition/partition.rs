@@ -160,6 +160,8 @@ fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
         preallocate_bytes: broker.log_segment_preallocate_bytes.min(positive(topic.segment_bytes)),
         flush_messages: positive(topic.flush_messages),
         flush_ms: positive(topic.flush_ms),
+        // With the shard journal the segment's fdatasync is what the journal saves.
+        write_through: broker.log_io_write_through && broker.shard_journal_bytes == 0,
     }
 }
 
