@@ -31,7 +31,7 @@ const OUT_OF_SPACE_RETRY: std::time::Duration = std::time::Duration::from_millis
 
 /// How much log the active segment's persisted index entries may trail by: what recovery
 /// reads past them after a crash, and what saves two index writes on most rounds.
-pub(super) const INDEX_PERSIST_LOG_BYTES: u64 = 4 << 20;
+pub(super) const INDEX_PERSIST_LOG_BYTES: u64 = 1 << 20;
 
 /// What the writer tracks between rounds.
 struct Writer {
