@@ -30,6 +30,8 @@ mod catch_up_tests;
 #[cfg(test)]
 mod compaction_tests;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod journal_tests;
 #[cfg(test)]
 mod producer_state_tests;
