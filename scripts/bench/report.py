@@ -4,6 +4,7 @@ tables in the shape docs/benchmarks.md uses, plots copied to OUT/benchmarks/.
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -100,6 +101,20 @@ def cost_cells(f: dict) -> list[str]:
 LATENCY = ["e2e p50 ms", "p99 ms", "p99.9 ms", "max ms"]
 
 
+def first_failure_above(steps: list[dict], rate: float | None) -> dict:
+    """The last run of the lowest W2 rate above `rate` that was not sustained ({} if none)."""
+    failed = [st for st in steps if not st["passed"] and (rate is None or st["rate"] > rate)]
+    lowest = min((st["rate"] for st in failed), default=None)
+    return next((st for st in reversed(failed) if st["rate"] == lowest), {})
+
+
+def busy_cells(step: dict) -> str:
+    client, broker = step.get("client_busy_cores"), step.get("broker_busy_cores")
+    if client is None and broker is None:
+        return "-"
+    return f"{num(client, 2)} / {num(broker, 2)}"
+
+
 def commands(results: dict) -> str:
     """The strict mode's commands (the other modes differ in broker.toml only), OUT for the
     result directory; of W2's ladder only the first step."""
@@ -108,7 +123,7 @@ def commands(results: dict) -> str:
              f"--data-dir {s['data_root']}/<workload>-<mode> --listen {s['listen']} --shards {s['shards']}"]
     for name, command in results.get("commands", []):
         if "/strict" in name and not (name.startswith("W2/") and not name.endswith("step-01")):
-            lines.append(command.replace(s["out"], "OUT").replace(s["strand"], "strand"))
+            lines.append(re.sub(r"--broker-pid \d+", "--broker-pid PID", command.replace(s["out"], "OUT").replace(s["strand"], "strand")))
     return "\nCommands (strict mode; W3 also drops the page cache between fill and scenario):\n\n```sh\n" + "\n".join(lines) + "\n```\n"
 
 
@@ -130,9 +145,13 @@ def markdown(results: dict, plots: dict) -> str:
         for m, f in w["W2"]["modes"].items():
             b = f["max_sustainable"] or {}
             rows.append([m, num(b.get("messages_per_second")), num(b.get("mb_per_second"), 1),
-                         ms(dig(b, "e2e_ms", "p99")), str(len(f["steps"])), *cost_cells(f)])
+                         ms(dig(b, "e2e_ms", "p99")), str(len(f["steps"])), busy_cells(b),
+                         busy_cells(first_failure_above(f["steps"], b.get("rate"))), *cost_cells(f)])
         out += [f"\n### W2 maximum sustainable rate (e2e p99 <= {w['W2']['p99_ms_max']:.0f} ms)\n\n",
-                table(["mode", "msg/s", "MiB/s", "e2e p99 ms", "steps", "CPU s/GB", "peak RSS MiB"], rows)]
+                table(["mode", "msg/s", "MiB/s", "e2e p99 ms", "steps", "cores busy at it (client / broker)",
+                       "at the lowest rate not sustained", "CPU s/GB", "peak RSS MiB"], rows),
+                "\nCores busy: each side's CPU while the step measured, in cores' worth; a side near 1.00 of its "
+                "one core set the limit.\n"]
     if "W3" in w:
         disk = dig(w, "disk", "mib_per_second")
         rows = [[m, f"{num(f['memory_limit_mib'])} (peak {num(f.get('cgroup_peak_mib'))})" if f["memory_limit_mib"] else "none",

@@ -106,7 +106,7 @@ class Session:
         run_dir = self.dir(*name.split("/")[:-1])
         stem = run_dir / name.split("/")[-1]
         command = ["taskset", "-c", s.client_cores, str(s.strand), "bench", *args,
-                   "--brokers", s.listen, "--json", f"{stem}.json"]
+                   "--brokers", s.listen, "--broker-pid", str(broker.pid), "--json", f"{stem}.json"]
         if plot:
             command += ["--plot", f"{stem}.png"]
         cpu_before = broker.cpu_seconds()
@@ -165,6 +165,9 @@ def phase_figures(phase: dict) -> dict:
         "not_received": max(lost, 0),
         "produce_ms": percentiles_ms(produce.get("latency")),
         "e2e_ms": percentiles_ms(e2e.get("latency")),
+        # Each side's CPU over the measured window (`--broker-pid`), in cores' worth.
+        "client_busy_cores": (phase.get("client_cpu") or {}).get("busy_cores"),
+        "broker_busy_cores": (phase.get("broker_cpu") or {}).get("busy_cores"),
     }
 
 

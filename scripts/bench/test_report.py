@@ -54,6 +54,12 @@ class FigureTests(unittest.TestCase):
         self.assertAlmostEqual(f["produce_ms"]["p99"], 2.5)
         self.assertAlmostEqual(f["e2e_ms"]["p99"], 3.0)
 
+    def test_each_sides_busy_cores_are_read_from_the_bench_and_the_broker(self):
+        f = phase_figures({"produce": {}, "client_cpu": {"busy_cores": 0.97}, "broker_cpu": {"busy_cores": 0.75}})
+        self.assertAlmostEqual(f["client_busy_cores"], 0.97)
+        self.assertAlmostEqual(f["broker_busy_cores"], 0.75)
+        self.assertIsNone(phase_figures({"produce": {}})["client_busy_cores"])
+
     def test_this_process_has_cpu_time_and_a_peak_rss(self):
         self.assertGreaterEqual(cpu_seconds(os.getpid()), 0.0)
         self.assertGreater(status_kib(os.getpid(), "VmHWM"), 0)
@@ -68,7 +74,7 @@ class MarkdownTests(unittest.TestCase):
     def test_tables_and_target_results_are_rendered(self):
         results = {"settings": {"broker_cores": "0", "client_cores": "1", "shards": 1, "partitions": 16, "message_size": 1024,
                                 "data_root": "/d", "listen": "h:1", "out": "/r/x", "strand": "/t/strand"},
-                   "commands": [["W1/strict/e2e", "taskset -c 1 /t/strand bench e2e --json /r/x/W1/strict/e2e.json"],
+                   "commands": [["W1/strict/e2e", "taskset -c 1 /t/strand bench e2e --broker-pid 42 --json /r/x/W1/strict/e2e.json"],
                                 ["W1/buffered-fsync/e2e", "not shown"]],
                    "machine": {"cpu": "test"}, "command": "run.py --quick", "started": "now", "wall_seconds": 60.0,
                    "workloads": {"W1": {"rate": 1000, "modes": {"strict": e2e_mode(3.0, 4.0)}}}}
@@ -76,9 +82,27 @@ class MarkdownTests(unittest.TestCase):
         text = report.markdown(results, {"W1 strict": "benchmarks/w1-strict-e2e.png"})
         self.assertIn("| strict | 1,000 | 0.50 | 3.00 | 4.00 | 8.00 | 1.00 | 2.0 | 50 |", text)
         self.assertIn("not measured", text)
-        self.assertIn("taskset -c 1 strand bench e2e --json OUT/W1/strict/e2e.json", text)
+        self.assertIn("taskset -c 1 strand bench e2e --broker-pid PID --json OUT/W1/strict/e2e.json", text)
         self.assertNotIn("not shown", text)
         self.assertIn("![W1 strict](benchmarks/w1-strict-e2e.png)", text)
+
+    def test_w2_shows_how_busy_each_side_was_at_the_top_and_where_it_failed(self):
+        def step(rate, passed, client, broker):
+            return {"rate": rate, "passed": passed, "messages_per_second": rate, "mb_per_second": 1.0,
+                    "e2e_ms": {"p99": 9.0}, "client_busy_cores": client, "broker_busy_cores": broker}
+        steps = [step(100, True, 0.5, 0.4), step(125, True, 0.6, 0.5), step(156, False, 0.99, 0.7),
+                 step(156, False, 0.98, 0.6), step(140, False, 0.9, 0.55), step(132, False, 0.8, 0.52)]
+        self.assertEqual(report.first_failure_above(steps, 125)["client_busy_cores"], 0.8)
+        self.assertEqual(report.first_failure_above(steps[:4], 125)["client_busy_cores"], 0.98)
+        self.assertEqual(report.first_failure_above(steps[:2], 125), {})
+        results = {"settings": {"broker_cores": "0", "client_cores": "1", "shards": 1, "partitions": 16, "message_size": 1024,
+                                "data_root": "/d", "listen": "h:1", "out": "/r/x", "strand": "/t/strand"},
+                   "machine": {}, "command": "run.py", "started": "now", "wall_seconds": 60.0,
+                   "workloads": {"W2": {"p99_ms_max": 50, "modes": {"strict": {"max_sustainable": steps[1], "steps": steps,
+                                                                                "cpu_seconds_per_gb": 2.0, "peak_rss_mib": 50.0}}}}}
+        results["targets"] = report.targets(results["workloads"])
+        text = report.markdown(results, {})
+        self.assertIn("| strict | 125 | 1.0 | 9.00 | 6 | 0.60 / 0.50 | 0.80 / 0.52 | 2.0 | 50 |", text)
 
 
 if __name__ == "__main__":

@@ -137,7 +137,8 @@ def w2(session: Session, start_rates: dict) -> dict:
                 f = phase_figures(doc["phases"][-1])
                 ok = step_passes(s, rate, f)
                 steps.append({"rate": rate, "passed": ok, **f})
-                log(f"W2 {mode}: {rate:.0f} msg/s -> {f['messages_per_second']:.0f} msg/s, e2e p99 {f['e2e_ms']['p99']:.2f} ms: "
+                log(f"W2 {mode}: {rate:.0f} msg/s -> {f['messages_per_second']:.0f} msg/s, e2e p99 {f['e2e_ms']['p99']:.2f} ms, "
+                    f"cores busy: client {f['client_busy_cores'] or 0:.2f}, broker {f['broker_busy_cores'] or 0:.2f}: "
                     + ("sustained" if ok else "not sustained"))
                 if ok and (best is None or f["messages_per_second"] > best["messages_per_second"]):
                     best = steps[-1]

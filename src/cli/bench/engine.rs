@@ -11,6 +11,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::Offset;
 
 use super::consumers::{self, deal, ConsumeStats, ConsumerJob, Role};
+use super::cpu::{CpuShare, CpuWindow, Process};
 use super::latency::{LatencyRecorder, SharedRecorder};
 use super::load_args::LoadArgs;
 use super::payload::BenchClock;
@@ -107,6 +108,11 @@ pub struct PhaseResult {
     pub produce: Option<ProduceFigures>,
     pub e2e: Option<(LatencyRecorder, ConsumeFigures)>,
     pub drain: Option<ConsumeFigures>,
+    /// The load generator's CPU from the measurement start until the producers finished (or,
+    /// without producers, the phase ended).
+    pub client_cpu: Option<CpuShare>,
+    /// The `--broker-pid` process's CPU over the same window.
+    pub broker_cpu: Option<CpuShare>,
 }
 
 impl ProduceFigures {
@@ -154,6 +160,8 @@ impl PhaseResult {
                 all.1.append(&part.1);
             }),
             drain: join(phases.iter().map(|p| p.drain.clone()), ConsumeFigures::append),
+            client_cpu: join(phases.iter().map(|p| p.client_cpu), CpuShare::append),
+            broker_cpu: join(phases.iter().map(|p| p.broker_cpu), CpuShare::append),
         }
     }
 }
@@ -244,8 +252,12 @@ impl Bench {
 
         // Watch until the producers are done (or, without producers, the drain is).
         let mut progress = Progress::start(&spec.name, spec.messages.is_none().then_some(spec.warmup + spec.duration));
+        let mut cpu_windows = [Some(Process::This), self.load.broker_pid.map(Process::Pid)].map(|p| p.map(CpuWindow::new));
         loop {
             std::thread::sleep(Duration::from_millis(200));
+            if Instant::now() >= measure_start {
+                cpu_windows.iter_mut().flatten().for_each(CpuWindow::start);
+            }
             let counts = [&produce_stats.sent, &produce_stats.acked, &tail_stats.received]
                 .map(|c| c.load(Ordering::Relaxed));
             let drained = drain_stats.drained.load(Ordering::Relaxed) as usize;
@@ -267,6 +279,7 @@ impl Bench {
                 break;
             }
         }
+        let [client_cpu, broker_cpu] = cpu_windows.map(|w| w.and_then(|w| w.finish()));
         progress.finish();
         for thread in producer_threads {
             thread.join().map_err(|_| anyhow::anyhow!("a producer thread panicked"))??;
@@ -296,7 +309,7 @@ impl Bench {
         let drain = (drainers > 0).then(|| {
             self.consume_figures(&drain_stats, None, drain_stats.drained.load(Ordering::Relaxed) as usize >= drainers)
         });
-        Ok(PhaseResult { name: spec.name.clone(), produce, e2e, drain })
+        Ok(PhaseResult { name: spec.name.clone(), produce, e2e, drain, client_cpu, broker_cpu })
     }
 
     fn spawn_consumer(

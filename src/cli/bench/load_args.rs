@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::cpu::Process;
 use crate::cli::produce::{Acks, Compression};
 use crate::cli::time_text::parse_duration;
 
@@ -50,6 +51,10 @@ pub struct LoadArgs {
     /// Measure this many messages instead of a duration.
     #[arg(long, short = 'n')]
     pub messages: Option<u64>,
+    /// A broker process on this machine whose CPU to report beside the load generator's,
+    /// over the same measured window.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
     /// Run this long before measuring: connections, metadata, batch sizes and caches settle.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub warmup: Duration,
@@ -71,6 +76,9 @@ impl LoadArgs {
             anyhow::ensure!(rate > 0.0 && rate.is_finite(), "--rate must be a positive number of messages per second");
         }
         anyhow::ensure!(self.messages != Some(0), "--messages must be at least 1");
+        if let Some(pid) = self.broker_pid {
+            anyhow::ensure!(Process::Pid(pid).cpu().is_some(), "--broker-pid {pid}: no such process whose CPU time this user may read");
+        }
         Ok(())
     }
 

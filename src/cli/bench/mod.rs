@@ -8,6 +8,7 @@
 
 mod command;
 mod consumers;
+mod cpu;
 mod engine;
 mod latency;
 mod load_args;

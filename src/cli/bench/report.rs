@@ -7,9 +7,13 @@ use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use super::cpu::CpuShare;
 use super::engine::{ConsumeFigures, PhaseResult, ProduceFigures};
 use super::latency::{LatencyRecorder, Percentiles};
 use crate::cli::table::Table;
+
+/// A process this busy (share of its cores) may be what limits the figures.
+const SATURATED: f64 = 0.9;
 
 fn per_second(count: u64, seconds: f64) -> f64 {
     if seconds > 0.0 { count as f64 / seconds } else { 0.0 }
@@ -55,6 +59,11 @@ pub fn phase_table(result: &PhaseResult) -> String {
         out.push('\n');
         out.push_str(&latency.render());
     }
+    for (who, cpu) in [("load generator", &result.client_cpu), ("broker", &result.broker_cpu)] {
+        if let Some(cpu) = cpu {
+            out.push_str(&format!("{}\n", cpu_line(who, cpu)));
+        }
+    }
     for note in notes {
         out.push_str(&format!("note: {note}\n"));
     }
@@ -90,7 +99,27 @@ pub fn phase_json(result: &PhaseResult) -> Value {
     if let Some(d) = &result.drain {
         phase["drain"] = consume_json(d);
     }
+    for (key, cpu) in [("client_cpu", &result.client_cpu), ("broker_cpu", &result.broker_cpu)] {
+        if let Some(cpu) = cpu {
+            phase[key] = json!({
+                "cpu_seconds": cpu.cpu_seconds,
+                "wall_seconds": cpu.wall_seconds,
+                "cores": cpu.cores,
+                "busy_cores": cpu.busy_cores(),
+            });
+        }
+    }
     phase
+}
+
+/// A process's CPU over the measured window, called out when it may have set the pace.
+fn cpu_line(who: &str, cpu: &CpuShare) -> String {
+    let busy = cpu.busy_cores();
+    let mut line = format!("{who} CPU: {busy:.2} of {} core(s) while measuring", cpu.cores);
+    if busy >= SATURATED * cpu.cores as f64 {
+        line.push_str(&format!(" (nearly saturated: the {who} may be what limits these figures)"));
+    }
+    line
 }
 
 fn produce_json(p: &ProduceFigures) -> Value {
@@ -170,5 +199,15 @@ mod tests {
         let pairs = json["values"].as_array().unwrap();
         assert_eq!(pairs.len(), 3);
         assert_eq!(pairs[1], json!([20, 2]));
+    }
+
+    #[test]
+    fn a_nearly_saturated_client_is_called_out() {
+        let busy = CpuShare { cpu_seconds: 19.0, wall_seconds: 20.0, cores: 1 };
+        let line = cpu_line("load generator", &busy);
+        assert!(line.starts_with("load generator CPU: 0.95 of 1 core(s)"), "{line}");
+        assert!(line.contains("the load generator may be what limits"), "{line}");
+        let idle = CpuShare { cpu_seconds: 19.0, wall_seconds: 20.0, cores: 2 };
+        assert!(!cpu_line("broker", &idle).contains("saturated"));
     }
 }
