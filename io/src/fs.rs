@@ -157,18 +157,38 @@ pub async fn probe_device(dir: &Path, shard_name: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Runs `test` on a shard whose io memory pool is `io_memory` bytes.
+    fn on_shard<F: std::future::Future<Output = ()> + 'static>(io_memory: usize, test: impl FnOnce() -> F + Send + 'static) {
+        glommio::LocalExecutorBuilder::default().io_memory(io_memory).spawn(test).expect("executor").join().expect("join");
+    }
+
     #[test]
     fn a_directorys_filesystem_has_usable_space_within_its_total() {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .spawn(|| async {
-                let dir = tempfile::tempdir().unwrap();
-                let space = filesystem_space(dir.path()).await.unwrap();
-                assert!(space.total_bytes > 0 && space.usable_bytes <= space.total_bytes, "{space:?}");
-                assert!(filesystem_space(&dir.path().join("missing")).await.is_err());
-            })
-            .expect("executor")
-            .join()
-            .expect("join");
+        on_shard(256 << 10, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let space = filesystem_space(dir.path()).await.unwrap();
+            assert!(space.total_bytes > 0 && space.usable_bytes <= space.total_bytes, "{space:?}");
+            assert!(filesystem_space(&dir.path().join("missing")).await.is_err());
+        });
+    }
+
+    #[test]
+    fn an_empty_file_reads_whole_while_the_io_memory_pool_is_in_use() {
+        on_shard(64 << 10, || async {
+            let dir = tempfile::tempdir().unwrap();
+            let empty = dir.path().join("empty.index");
+            std::fs::write(&empty, b"").unwrap();
+            // Hold every buffer the pool can give (and some it cannot), as the reads of
+            // several partitions recovering at once do.
+            let file = glommio::io::DmaFile::create(dir.path().join("pool")).await.unwrap();
+            let held: Vec<_> = (0..32).map(|_| file.alloc_dma_buffer(4096)).collect();
+            assert_eq!(read_whole(&empty).await.unwrap().unwrap().len(), 0);
+            for mode in [IoMode::Buffered, IoMode::Direct] {
+                let reader = FileReader::open(&empty, mode).await.unwrap();
+                assert!(reader.read_at(0, 0).await.unwrap().is_empty());
+            }
+            drop(held);
+            file.close().await.unwrap();
+        });
     }
 }

@@ -86,6 +86,13 @@ impl FileReader {
     /// widened to the device alignment internally.
     pub async fn read_at(&self, pos: u64, len: usize) -> Result<Bytes> {
         faults::check(FaultOp::Read, &self.path).map_err(|e| IoError::os("read", &self.path, e))?;
+        if len == 0 {
+            // Nothing to read, and glommio must not be asked to: a zero-length read takes a
+            // zero-length buffer, which only its io memory pool can give; with the pool in use
+            // (several partitions recovering at once) glommio panics ("Buffer allocation
+            // failed") instead. An empty index file at recovery is such a read.
+            return Ok(Bytes::new());
+        }
         let read = timed(IoOp::Read, async {
             match &self.backend {
                 ReadBackend::Direct(file) => file.read_at(pos, len).await,
