@@ -3,12 +3,16 @@
 //! __consumer_offsets ones), hand changed topic configs to the open partitions, close and delete
 //! what the image no longer has (and the committed offsets of deleted topics).
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use strand_config::TopicConfig;
 use strand_io::fs;
+use strand_shards::task::for_each_bounded;
 use tracing::{error, info};
+use uuid::Uuid;
 
 use super::ShardState;
 use crate::cluster::{MetadataImage, GROUP_METADATA_TOPIC_NAME};
@@ -43,49 +47,58 @@ impl ShardState {
             }
             info!(shard = %self.id, topic = %partition.topic, partition = partition.index, "partition deleted");
         }
-        // Partitions placed here that are not open yet: at start, every one is recovered.
-        let to_open: usize = image
-            .topics()
-            .map(|t| (0..t.partitions).filter(|&i| self.owner(&t.name, i) == self.id && self.partition(&t.name, i).is_none()).count())
-            .sum();
-        let started = std::time::Instant::now();
-        let mut opened = 0usize;
-        let mut last_report = started;
+        // Partitions placed here that are not open yet: at start, every one is recovered,
+        // `num.recovery.threads.per.data.dir` at once (their reads overlap on the disk).
+        let mut to_open = Vec::new();
         for topic in image.topics() {
-            let config = match TopicConfig::resolve(&self.config, &topic.configs) {
-                Ok(config) => config,
-                Err(e) => {
-                    error!(topic = %topic.name, error = %e, "stored topic config is invalid; topic not opened");
-                    continue;
-                }
-            };
-            for index in 0..topic.partitions {
-                if self.owner(&topic.name, index) != self.id || self.partition(&topic.name, index).is_some() {
-                    continue;
-                }
-                let dir = self.config.log_dirs.join(format!("{}-{index}", topic.name));
-                match Partition::open(&dir, &topic.name, index, topic.id, config, &self.config, &self.log_shared).await {
-                    Ok(partition) => {
-                        let partition = Rc::new(partition);
-                        self.partitions.borrow_mut().insert((topic.name.clone(), index), Rc::clone(&partition));
-                        if topic.name == GROUP_METADATA_TOPIC_NAME {
-                            self.groups.load_partition(self, partition);
-                        }
-                    }
-                    Err(e) => {
-                        error!(topic = %topic.name, partition = index, error = %e, "opening partition failed");
-                    }
-                }
-                opened += 1;
-                if last_report.elapsed() >= PROGRESS_INTERVAL {
-                    info!(shard = %self.id, recovered = opened, total = to_open, "recovering partitions");
-                    last_report = std::time::Instant::now();
-                }
+            let placed: Vec<i32> =
+                (0..topic.partitions).filter(|&i| self.owner(&topic.name, i) == self.id && self.partition(&topic.name, i).is_none()).collect();
+            if placed.is_empty() {
+                continue;
+            }
+            match TopicConfig::resolve(&self.config, &topic.configs) {
+                Ok(config) => to_open.extend(placed.into_iter().map(|index| (topic.name.clone(), topic.id, index, config))),
+                Err(e) => error!(topic = %topic.name, error = %e, "stored topic config is invalid; topic not opened"),
             }
         }
-        if to_open > 1 {
-            info!(shard = %self.id, recovered = opened, total = to_open,
+        let total = to_open.len();
+        let started = Instant::now();
+        let progress = Rc::new((Cell::new(0usize), Cell::new(started)));
+        let (shard, counted) = (Rc::clone(self), Rc::clone(&progress));
+        for_each_bounded(to_open, self.config.num_recovery_threads_per_data_dir, move |(topic, topic_id, index, config)| {
+            let (shard, progress) = (Rc::clone(&shard), Rc::clone(&counted));
+            async move {
+                shard.open_partition(&topic, topic_id, index, config).await;
+                let (opened, last_report) = &*progress;
+                opened.set(opened.get() + 1);
+                if last_report.get().elapsed() >= PROGRESS_INTERVAL {
+                    info!(shard = %shard.id, recovered = opened.get(), total, "recovering partitions");
+                    last_report.set(Instant::now());
+                }
+            }
+        })
+        .await;
+        if total > 1 {
+            info!(shard = %self.id, recovered = progress.0.get(), total,
                   elapsed_ms = started.elapsed().as_millis() as u64, "partitions recovered");
+        }
+    }
+
+    /// Opens (recovers) one partition placed here, unless a concurrent image opened it first.
+    async fn open_partition(self: &Rc<Self>, topic: &str, topic_id: Uuid, index: i32, config: TopicConfig) {
+        if self.partition(topic, index).is_some() {
+            return;
+        }
+        let dir = self.config.log_dirs.join(format!("{topic}-{index}"));
+        match Partition::open(&dir, topic, index, topic_id, config, &self.config, &self.log_shared).await {
+            Ok(partition) => {
+                let partition = Rc::new(partition);
+                self.partitions.borrow_mut().insert((topic.to_owned(), index), Rc::clone(&partition));
+                if topic == GROUP_METADATA_TOPIC_NAME {
+                    self.groups.load_partition(self, partition);
+                }
+            }
+            Err(e) => error!(topic, partition = index, error = %e, "opening partition failed"),
         }
     }
 
@@ -114,11 +127,13 @@ impl ShardState {
         }
     }
 
-    /// Closes every partition: queued appends become durable, files are sealed and closed.
+    /// Closes every partition, `num.recovery.threads.per.data.dir` at once: queued appends
+    /// become durable, files are sealed and closed.
     pub async fn close_partitions(&self) {
         let partitions: Vec<Rc<Partition>> = self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
-        for partition in partitions {
+        for_each_bounded(partitions, self.config.num_recovery_threads_per_data_dir, |partition| async move {
             partition.log.close().await;
-        }
+        })
+        .await;
     }
 }
