@@ -150,8 +150,9 @@ def markdown(results: dict, plots: dict) -> str:
         out += [f"\n### W2 maximum sustainable rate (e2e p99 <= {w['W2']['p99_ms_max']:.0f} ms)\n\n",
                 table(["mode", "msg/s", "MiB/s", "e2e p99 ms", "steps", "cores busy at it (client / broker)",
                        "at the lowest rate not sustained", "CPU s/GB", "peak RSS MiB"], rows),
-                "\nCores busy: each side's CPU while the step measured, in cores' worth; a side near 1.00 of its "
-                "one core set the limit.\n"]
+                "\nCores busy: each side's CPU while the step measured, in cores' worth of its one core. Several "
+                "threads share each core, so latency climbs before a side reaches 1.00; the busier side at the "
+                "failed step is the likelier limit.\n"]
     if "W3" in w:
         disk = dig(w, "disk", "mib_per_second")
         rows = [[m, f"{num(f['memory_limit_mib'])} (peak {num(f.get('cgroup_peak_mib'))})" if f["memory_limit_mib"] else "none",
