@@ -65,6 +65,7 @@ const INT_KEYS: &[&str] = &[
     "message.max.bytes",
     "node.id",
     "num.partitions",
+    "num.recovery.threads.per.data.dir",
     "offset.metadata.max.bytes",
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",

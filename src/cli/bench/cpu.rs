@@ -2,11 +2,15 @@
 //! same machine (`--broker-pid`). A bench whose client is saturated measures the client, not
 //! the broker: these figures say which side set the limit.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Linux reports process times in /proc in units of USER_HZ, which is 100 on every
 /// architecture strand runs on (it is fixed by the kernel ABI, unlike the tick rate HZ).
 const USER_HZ: u64 = 100;
+
+/// A window shorter than this says nothing: CPU time comes in 10 ms ticks.
+const MIN_WINDOW: Duration = Duration::from_secs(1);
 
 /// Whose CPU a window measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,20 @@ impl Process {
         parse_stat_cpu(&std::fs::read_to_string(format!("{}/stat", self.proc_dir())).ok()?)
     }
 
+    /// The process's CPU time and each of its live threads' (by thread id: name, CPU time).
+    fn sample(self) -> Option<Sample> {
+        let total = self.cpu()?;
+        let mut threads = HashMap::new();
+        for entry in std::fs::read_dir(format!("{}/task", self.proc_dir())).into_iter().flatten().flatten() {
+            let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            if let (Some(name), Some(cpu)) = (stat_name(&stat), parse_stat_cpu(&stat)) {
+                threads.insert(tid, (name.to_owned(), cpu));
+            }
+        }
+        Some(Sample { at: Instant::now(), total, threads })
+    }
+
     /// How many cores the process may run on.
     fn cores(self) -> usize {
         match self {
@@ -42,6 +60,17 @@ impl Process {
                 .unwrap_or(1),
         }
     }
+}
+
+struct Sample {
+    at: Instant,
+    total: Duration,
+    threads: HashMap<u32, (String, Duration)>,
+}
+
+/// The command name of a /proc/PID/stat line (field 2, in parentheses).
+fn stat_name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// utime + stime of a /proc/PID/stat line. The command name (field 2) is in parentheses and
@@ -64,33 +93,51 @@ fn cpu_list_len(list: &str) -> Option<usize> {
     })
 }
 
-/// CPU time and wall time over one window, and how many cores the process may run on.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// CPU time and wall time over one window, how many cores the process may run on, and its
+/// busiest thread (a shard thread, or one of a client's, can be saturated while the process
+/// as a whole has cores to spare).
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuShare {
     pub cpu_seconds: f64,
     pub wall_seconds: f64,
     pub cores: usize,
+    /// The thread with the most CPU time in the window: its name and CPU seconds.
+    pub busiest_thread: Option<(String, f64)>,
 }
 
 impl CpuShare {
     /// Cores' worth of CPU in use on average (1.0 = one core busy all the time).
     pub fn busy_cores(&self) -> f64 {
-        if self.wall_seconds > 0.0 { self.cpu_seconds / self.wall_seconds } else { 0.0 }
+        self.share(self.cpu_seconds)
     }
 
-    /// Windows run one after another, as one.
+    /// The busiest thread's name and its share of one core.
+    pub fn busiest(&self) -> Option<(&str, f64)> {
+        self.busiest_thread.as_ref().map(|(name, cpu)| (name.as_str(), self.share(*cpu)))
+    }
+
+    fn share(&self, cpu_seconds: f64) -> f64 {
+        if self.wall_seconds > 0.0 { cpu_seconds / self.wall_seconds } else { 0.0 }
+    }
+
+    /// Windows run one after another, as one. The busiest thread is the same-named thread's
+    /// CPU summed when both windows name it, else the larger.
     pub fn append(&mut self, later: &Self) {
         self.cpu_seconds += later.cpu_seconds;
         self.wall_seconds += later.wall_seconds;
         self.cores = self.cores.max(later.cores);
+        self.busiest_thread = match (self.busiest_thread.take(), &later.busiest_thread) {
+            (Some((a, x)), Some((b, y))) if a == *b => Some((a, x + y)),
+            (Some((a, x)), Some((b, y))) => Some(if x >= *y { (a, x) } else { (b.clone(), *y) }),
+            (mine, theirs) => mine.or_else(|| theirs.clone()),
+        };
     }
 }
 
 /// Measures a window of one process: started by `start`, read by `finish`.
-#[derive(Debug)]
 pub struct CpuWindow {
     process: Process,
-    start: Option<(Instant, Duration)>,
+    start: Option<Sample>,
 }
 
 impl CpuWindow {
@@ -101,18 +148,35 @@ impl CpuWindow {
     /// Starts the window now, unless it has started already.
     pub fn start(&mut self) {
         if self.start.is_none() {
-            self.start = self.process.cpu().map(|cpu| (Instant::now(), cpu));
+            self.start = self.process.sample();
         }
     }
 
-    /// The window from its start to now; None if it never started or /proc was unreadable.
+    /// The window from its start to now; None if it never started, lasted under a second, or
+    /// /proc was unreadable.
     pub fn finish(&self) -> Option<CpuShare> {
-        let (wall_start, cpu_start) = self.start?;
-        let cpu = self.process.cpu()?;
+        let start = self.start.as_ref()?;
+        let end = self.process.sample()?;
+        let wall = end.at.duration_since(start.at);
+        if wall < MIN_WINDOW {
+            return None;
+        }
+        // Threads born in the window count from zero; threads gone by its end are in the
+        // process's total only.
+        let busiest_thread = end
+            .threads
+            .iter()
+            .map(|(tid, (name, cpu))| {
+                let before = start.threads.get(tid).filter(|(was, _)| was == name).map_or(Duration::ZERO, |(_, cpu)| *cpu);
+                (name, cpu.saturating_sub(before))
+            })
+            .max_by_key(|(_, cpu)| *cpu)
+            .map(|(name, cpu)| (name.clone(), cpu.as_secs_f64()));
         Some(CpuShare {
-            cpu_seconds: cpu.saturating_sub(cpu_start).as_secs_f64(),
-            wall_seconds: wall_start.elapsed().as_secs_f64(),
+            cpu_seconds: end.total.saturating_sub(start.total).as_secs_f64(),
+            wall_seconds: wall.as_secs_f64(),
             cores: self.process.cores(),
+            busiest_thread,
         })
     }
 }
@@ -125,6 +189,28 @@ mod tests {
     fn cpu_time_is_read_after_a_command_name_with_spaces_and_parentheses() {
         let stat = "4242 (bench (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 1000 50";
         assert_eq!(parse_stat_cpu(stat), Some(Duration::from_millis(3250)));
+    }
+
+    #[test]
+    fn the_thread_name_is_read_between_the_outer_parentheses() {
+        assert_eq!(stat_name("4242 (rdk:broker (0)) S 1"), Some("rdk:broker (0)"));
+        assert_eq!(stat_name("no name"), None);
+    }
+
+    #[test]
+    fn joined_windows_add_up_and_keep_the_busiest_thread() {
+        let window = |cpu, wall, busiest: (&str, f64)| CpuShare {
+            cpu_seconds: cpu,
+            wall_seconds: wall,
+            cores: 2,
+            busiest_thread: Some((busiest.0.to_owned(), busiest.1)),
+        };
+        let mut joined = window(3.0, 10.0, ("shard-0", 2.0));
+        joined.append(&window(5.0, 10.0, ("shard-0", 4.0)));
+        assert_eq!((joined.cpu_seconds, joined.wall_seconds), (8.0, 20.0));
+        assert_eq!(joined.busiest(), Some(("shard-0", 0.3)));
+        joined.append(&window(1.0, 5.0, ("iou-wrk-7", 9.0)));
+        assert_eq!(joined.busiest_thread, Some(("iou-wrk-7".to_owned(), 9.0)));
     }
 
     #[test]
@@ -153,15 +239,26 @@ mod tests {
     fn a_busy_thread_shows_in_the_window() {
         let mut window = CpuWindow::new(Process::This);
         window.start();
-        let start = Process::This.cpu().expect("/proc/self/stat is readable on Linux");
+        // This thread's own CPU time, not the process's (other tests run beside it).
+        let this_thread = || parse_stat_cpu(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()).unwrap();
+        let start = this_thread();
         let give_up = Instant::now() + Duration::from_secs(30);
-        while Process::This.cpu().unwrap().saturating_sub(start) < Duration::from_millis(200) && Instant::now() < give_up {
+        while this_thread().saturating_sub(start) < Duration::from_millis(200) && Instant::now() < give_up {
             std::hint::black_box((0..10_000u64).sum::<u64>());
         }
-        let share = window.finish().expect("the window started");
+        std::thread::sleep(MIN_WINDOW.saturating_sub(window.start.as_ref().unwrap().at.elapsed()));
+        let share = window.finish().expect("the window started and lasted a second");
         assert!(share.cpu_seconds >= 0.2, "{share:?}");
-        // The whole process (other tests too) cannot use more than its cores, give or take a tick.
-        assert!(share.cpu_seconds <= share.wall_seconds * share.cores as f64 + 0.02, "{share:?}");
         assert!(share.busy_cores() > 0.0 && share.cores >= 1, "{share:?}");
+        // This thread did the spinning: it is the busiest, with most of the 200 ms.
+        let (name, busy) = share.busiest().expect("threads are listed");
+        assert!(busy * share.wall_seconds >= 0.15, "{name} {busy} {share:?}");
+    }
+
+    #[test]
+    fn a_window_under_a_second_says_nothing() {
+        let mut window = CpuWindow::new(Process::This);
+        window.start();
+        assert_eq!(window.finish(), None);
     }
 }

@@ -25,6 +25,8 @@ use crate::cli::brokers::BrokerArgs;
 const RECEIVE_DEADLINE: Duration = Duration::from_secs(15);
 /// Time between creating the clients and the first intended send.
 const START_DELAY: Duration = Duration::from_millis(200);
+/// How often a phase updates its progress line and checks whether it is done.
+const POLL: Duration = Duration::from_millis(200);
 
 /// What stays the same across the phases of a run.
 pub struct Bench {
@@ -160,8 +162,8 @@ impl PhaseResult {
                 all.1.append(&part.1);
             }),
             drain: join(phases.iter().map(|p| p.drain.clone()), ConsumeFigures::append),
-            client_cpu: join(phases.iter().map(|p| p.client_cpu), CpuShare::append),
-            broker_cpu: join(phases.iter().map(|p| p.broker_cpu), CpuShare::append),
+            client_cpu: join(phases.iter().map(|p| p.client_cpu.clone()), CpuShare::append),
+            broker_cpu: join(phases.iter().map(|p| p.broker_cpu.clone()), CpuShare::append),
         }
     }
 }
@@ -252,11 +254,21 @@ impl Bench {
 
         // Watch until the producers are done (or, without producers, the drain is).
         let mut progress = Progress::start(&spec.name, spec.messages.is_none().then_some(spec.warmup + spec.duration));
+        // CPU is measured from the measurement start to the last intended send (or, for a
+        // message count, until the producers are done), not over their final flush.
         let mut cpu_windows = [Some(Process::This), self.load.broker_pid.map(Process::Pid)].map(|p| p.map(CpuWindow::new));
+        let mut cpu = None;
         loop {
-            std::thread::sleep(Duration::from_millis(200));
-            if Instant::now() >= measure_start {
+            let now = Instant::now();
+            // Wake at the measurement's start and end, not up to a poll after them.
+            let edge = [measure_start, send_end].into_iter().find(|&edge| edge > now);
+            std::thread::sleep(edge.map_or(POLL, |edge| (edge - now).min(POLL)));
+            let now = Instant::now();
+            if now >= measure_start {
                 cpu_windows.iter_mut().flatten().for_each(CpuWindow::start);
+            }
+            if now >= send_end && cpu.is_none() {
+                cpu = Some(cpu_windows.each_ref().map(|w| w.as_ref().and_then(CpuWindow::finish)));
             }
             let counts = [&produce_stats.sent, &produce_stats.acked, &tail_stats.received]
                 .map(|c| c.load(Ordering::Relaxed));
@@ -279,7 +291,7 @@ impl Bench {
                 break;
             }
         }
-        let [client_cpu, broker_cpu] = cpu_windows.map(|w| w.and_then(|w| w.finish()));
+        let [client_cpu, broker_cpu] = cpu.unwrap_or_else(|| cpu_windows.each_ref().map(|w| w.as_ref().and_then(CpuWindow::finish)));
         progress.finish();
         for thread in producer_threads {
             thread.join().map_err(|_| anyhow::anyhow!("a producer thread panicked"))??;

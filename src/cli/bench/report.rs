@@ -106,17 +106,23 @@ pub fn phase_json(result: &PhaseResult) -> Value {
                 "wall_seconds": cpu.wall_seconds,
                 "cores": cpu.cores,
                 "busy_cores": cpu.busy_cores(),
+                "busiest_thread": cpu.busiest().map(|(name, busy)| json!({ "name": name, "busy_cores": busy })),
             });
         }
     }
     phase
 }
 
-/// A process's CPU over the measured window, called out when it may have set the pace.
+/// A process's CPU over the measured window and its busiest thread's, called out when
+/// either may have set the pace.
 fn cpu_line(who: &str, cpu: &CpuShare) -> String {
     let busy = cpu.busy_cores();
     let mut line = format!("{who} CPU: {busy:.2} of {} core(s) while measuring", cpu.cores);
-    if busy >= SATURATED * cpu.cores as f64 {
+    let busiest = cpu.busiest();
+    if let Some((name, thread_busy)) = busiest {
+        line.push_str(&format!(", busiest thread {name} {thread_busy:.2}"));
+    }
+    if busy >= SATURATED * cpu.cores as f64 || busiest.is_some_and(|(_, b)| b >= SATURATED) {
         line.push_str(&format!(" (nearly saturated: the {who} may be what limits these figures)"));
     }
     line
@@ -203,11 +209,14 @@ mod tests {
 
     #[test]
     fn a_nearly_saturated_client_is_called_out() {
-        let busy = CpuShare { cpu_seconds: 19.0, wall_seconds: 20.0, cores: 1 };
+        let busy = CpuShare { cpu_seconds: 19.0, wall_seconds: 20.0, cores: 1, busiest_thread: Some(("rdk:broker0".into(), 9.0)) };
         let line = cpu_line("load generator", &busy);
-        assert!(line.starts_with("load generator CPU: 0.95 of 1 core(s)"), "{line}");
+        assert!(line.starts_with("load generator CPU: 0.95 of 1 core(s) while measuring, busiest thread rdk:broker0 0.45"), "{line}");
         assert!(line.contains("the load generator may be what limits"), "{line}");
-        let idle = CpuShare { cpu_seconds: 19.0, wall_seconds: 20.0, cores: 2 };
+        let idle = CpuShare { cpu_seconds: 19.0, wall_seconds: 20.0, cores: 4, busiest_thread: Some(("shard-0".into(), 6.0)) };
         assert!(!cpu_line("broker", &idle).contains("saturated"));
+        // One shard thread of a 4-core broker at 0.95: the process has cores to spare, that shard does not.
+        let one_shard_busy = CpuShare { busiest_thread: Some(("shard-0".into(), 19.0)), ..idle };
+        assert!(cpu_line("broker", &one_shard_busy).contains("the broker may be what limits"));
     }
 }
