@@ -268,7 +268,7 @@ impl Bench {
                 cpu_windows.iter_mut().flatten().for_each(CpuWindow::start);
             }
             if now >= send_end && cpu.is_none() {
-                cpu = Some(cpu_windows.each_ref().map(|w| w.as_ref().and_then(CpuWindow::finish)));
+                cpu = Some(finish_all(&cpu_windows));
             }
             let counts = [&produce_stats.sent, &produce_stats.acked, &tail_stats.received]
                 .map(|c| c.load(Ordering::Relaxed));
@@ -291,7 +291,7 @@ impl Bench {
                 break;
             }
         }
-        let [client_cpu, broker_cpu] = cpu.unwrap_or_else(|| cpu_windows.each_ref().map(|w| w.as_ref().and_then(CpuWindow::finish)));
+        let [client_cpu, broker_cpu] = cpu.unwrap_or_else(|| finish_all(&cpu_windows));
         progress.finish();
         for thread in producer_threads {
             thread.join().map_err(|_| anyhow::anyhow!("a producer thread panicked"))??;
@@ -373,6 +373,11 @@ impl Bench {
             passes: stats.drained.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Each window's figures, now (None for a window that is absent or says nothing).
+fn finish_all<const N: usize>(windows: &[Option<CpuWindow>; N]) -> [Option<CpuShare>; N] {
+    windows.each_ref().map(|w| w.as_ref().and_then(CpuWindow::finish))
 }
 
 /// Producer `i`'s part of `n` messages split over `producers`.
