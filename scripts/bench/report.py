@@ -131,7 +131,8 @@ def markdown(results: dict, plots: dict) -> str:
     s, w = results["settings"], results["workloads"]
     out = ["### Machine\n\n", table(["machine", ""], [[k, str(v)] for k, v in results["machine"].items()])]
     out.append(f"\nDriver: `{results['command']}` ({results['started']}, {results['wall_seconds'] / 60:.1f} min). "
-               f"Broker on cores {s['broker_cores']} (--shards {s['shards']}), load generator on cores {s['client_cores']}; "
+               f"Broker on cores {s['broker_cores']} (--shards {s['shards']}), load generator on cores {s['client_cores']} "
+               f"with {s.get('client', 'librdkafka')} clients; "
                f"{s['partitions']} partitions, {s['message_size']} B values, acks=all unless stated. "
                "Every `strand bench` command is in `summary.json` and next to its output.\n")
     out.append(commands(results))

@@ -7,6 +7,7 @@ pinned to different cores. See docs/benchmarks.md.
     scripts/bench/run.py                      # everything, full length (about an hour)
     scripts/bench/run.py --quick              # a smoke run of about 10 minutes
     scripts/bench/run.py --workloads W1,W3 --modes strict,buffered-nofsync
+    scripts/bench/run.py --workloads W1,W2 --client protocol   # the broker, not the client, as the limit
 
 Writes OUT/summary.json, OUT/tables.md (paste into docs/benchmarks.md), OUT/benchmarks/*.png
 (the plots the tables link) and every broker's config and log and every bench's output under
@@ -48,6 +49,10 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--backlog-mb", type=int, help="W3 backlog in MiB (default 4096, quick 512)")
     p.add_argument("--memory-limit-mb", type=int, help="W3 broker memory cgroup limit in MiB, 0 = none (default 1024, quick 256)")
     p.add_argument("--w3-rounds", type=int, help="W3 baseline/catch-up alternations sharing --duration per side (default 4, quick 1)")
+    p.add_argument("--client", choices=["librdkafka", "protocol"], default="librdkafka",
+                   help="the load generator's producers and consumers: librdkafka, or the Kafka protocol spoken by "
+                        "strand bench itself with librdkafka's batching, which leaves the broker and not the client "
+                        "core as the limit (default %(default)s)")
     p.add_argument("--w3-catch-up-client", choices=["librdkafka", "protocol"], default="librdkafka",
                    help="what drains W3's backlog: a librdkafka consumer, or Fetch requests whose records are only "
                         "counted, which leaves the load generator's core to the tailing clients (default %(default)s)")
@@ -69,6 +74,7 @@ def parse_args(argv: list[str]) -> Settings:
     s.w3_memory_limit_mb = s.w3_memory_limit_mb if a.memory_limit_mb is None else a.memory_limit_mb
     s.w3_rounds = a.w3_rounds or s.w3_rounds
     s.w3_catch_up_client = a.w3_catch_up_client
+    s.client = a.client
     s.workloads = workloads_
     return s
 

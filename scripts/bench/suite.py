@@ -49,6 +49,8 @@ class Settings:
     w3_memory_limit_mb: int = 1024
     # Baseline and catch-up alternate this many times, each measure_s / w3_rounds long.
     w3_rounds: int = 4
+    # The load generator's clients: "librdkafka" or "protocol" (strand bench --client).
+    client: str = "librdkafka"
     # What drains the backlog: "librdkafka" or "protocol" (strand bench --catch-up-client).
     w3_catch_up_client: str = "librdkafka"
     w5_partitions: list[int] = field(default_factory=lambda: [16, 256, 1024])

@@ -23,7 +23,7 @@ from suite import Session, cost_figures, log, phase_figures, produced_bytes, pro
 
 def load(s, topic: str, partitions: int | None = None, size: int | None = None, warmup: float | None = None) -> list[str]:
     return ["-t", topic, "-p", str(partitions or s.partitions), "-s", str(size or s.message_size), "--acks", "all",
-            "--warmup", f"{s.warmup_s if warmup is None else warmup}s"]
+            "--warmup", f"{s.warmup_s if warmup is None else warmup}s", "--client", s.client]
 
 
 def e2e(rate: float, seconds: float) -> list[str]:

@@ -10,10 +10,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 pub fn kafka_name(code: RDKafkaErrorCode) -> String {
     use RDKafkaErrorCode as C;
     let raw = code as i32;
-    if raw > 0 {
-        if let Some(error) = i16::try_from(raw).ok().and_then(ResponseError::try_from_code) {
-            return screaming_snake(&format!("{error:?}"));
-        }
+    if let Some(name) = i16::try_from(raw).ok().filter(|c| *c > 0).and_then(protocol_name) {
+        return name;
     }
     let nearest = match code {
         C::UnsupportedFeature => "UNSUPPORTED_VERSION",
@@ -23,6 +21,12 @@ pub fn kafka_name(code: RDKafkaErrorCode) -> String {
         _ => return format!("_{}", screaming_snake(&format!("{code:?}"))),
     };
     nearest.to_owned()
+}
+
+/// The protocol's name for a broker's error code (NOT_LEADER_OR_FOLLOWER); None for 0 and
+/// codes this client does not know.
+pub fn protocol_name(code: i16) -> Option<String> {
+    ResponseError::try_from_code(code).map(|error| screaming_snake(&format!("{error:?}")))
 }
 
 /// "UnknownTopicOrPartition" -> "UNKNOWN_TOPIC_OR_PARTITION".

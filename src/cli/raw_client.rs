@@ -1,7 +1,7 @@
 //! A minimal blocking Kafka protocol connection (codecs from the kafka-protocol crate) for
 //! what librdkafka does not expose: the broker's ApiVersions answer and the Metadata
-//! controller id, and the bench's protocol drainer (src/cli/bench/raw_drain.rs). Everything
-//! else in the CLI goes through librdkafka.
+//! controller id, and the bench's protocol clients (src/cli/bench/raw_drain.rs and
+//! raw_produce.rs). Everything else in the CLI goes through librdkafka.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -33,20 +33,32 @@ impl RawConnection {
     }
 
     pub(crate) fn call<Req: Encodable, Resp: Decodable>(&mut self, api_key: ApiKey, version: i16, request: &Req) -> anyhow::Result<Resp> {
+        let correlation_id = self.send(api_key, version, request)?;
+        self.receive(api_key, version, correlation_id)
+    }
+
+    /// Writes one request and returns its correlation id, without waiting for the answer:
+    /// requests may be pipelined, their answers read in order with [`Self::receive`].
+    pub(crate) fn send<Req: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &Req) -> anyhow::Result<i32> {
         let correlation_id = self.next_correlation_id;
-        self.next_correlation_id += 1;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let header = RequestHeader::default()
             .with_request_api_key(api_key as i16)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(StrBytes::from_static_str("strand-cli")));
-        let mut body = BytesMut::new();
-        encode_request_header_into_buffer(&mut body, &header)?;
-        request.encode(&mut body, version)?;
-        let mut frame = BytesMut::with_capacity(4 + body.len());
-        frame.put_i32(i32::try_from(body.len())?);
-        frame.put_slice(&body);
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        encode_request_header_into_buffer(&mut frame, &header)?;
+        request.encode(&mut frame, version)?;
+        let size = i32::try_from(frame.len() - 4)?;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
         self.stream.write_all(&frame).with_context(|| format!("sending {api_key:?}"))?;
+        Ok(correlation_id)
+    }
+
+    /// Reads the next answer, which must be the one to `correlation_id`.
+    pub(crate) fn receive<Resp: Decodable>(&mut self, api_key: ApiKey, version: i16, correlation_id: i32) -> anyhow::Result<Resp> {
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size).with_context(|| format!("{api_key:?}: the broker closed the connection"))?;
         let size = usize::try_from(i32::from_be_bytes(size)).context("negative frame size")?;
@@ -57,6 +69,16 @@ impl RawConnection {
         let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))?;
         anyhow::ensure!(header.correlation_id == correlation_id, "{api_key:?}: correlation id mismatch");
         Resp::decode(&mut frame, version)
+    }
+
+    /// Closes the socket both ways: a thread blocked reading it wakes with an error.
+    pub(crate) fn shutdown(&self) -> std::io::Result<()> {
+        self.stream.shutdown(std::net::Shutdown::Both)
+    }
+
+    /// A second handle on the same socket, to read answers on one thread while another sends.
+    pub(crate) fn try_clone(&self) -> anyhow::Result<Self> {
+        Ok(Self { stream: self.stream.try_clone()?, next_correlation_id: self.next_correlation_id })
     }
 
     /// ApiVersions v3 (v0 when the broker only answers that): (api key, min, max) per API.

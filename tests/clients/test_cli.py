@@ -208,10 +208,11 @@ def check_latency(doc_latency):
     assert sum(c for _, c in doc_latency["histogram"]["values"]) == p["count"]
 
 
-def test_bench_produce_and_e2e_write_sane_json_and_a_png(strand_bin, broker, tmp_path):
+@pytest.mark.parametrize("client", ["librdkafka", "protocol"])
+def test_bench_produce_and_e2e_write_sane_json_and_a_png(strand_bin, broker, tmp_path, client):
     topic = unique_topic("clibench")
     produce_json, e2e_json, png = tmp_path / "produce.json", tmp_path / "e2e.json", tmp_path / "e2e.png"
-    out = cli(strand_bin, broker, "bench", "produce", "--topic", topic, "-p", "2", "--duration", "3s",
+    out = cli(strand_bin, broker, "bench", "produce", "--client", client, "--topic", topic, "-p", "2", "--duration", "3s",
               "--warmup", "1s", "--message-size", "200", "--json", str(produce_json)).stdout
     assert "produce ack" in out and "P99.99" in out, out
     doc = json.loads(produce_json.read_text())
@@ -220,7 +221,7 @@ def test_bench_produce_and_e2e_write_sane_json_and_a_png(strand_bin, broker, tmp
     assert produced["messages_per_second"] > 30, produced
     check_latency(produced["latency"])
 
-    out = cli(strand_bin, broker, "bench", "e2e", "--topic", topic, "--rate", "500", "--duration", "3s",
+    out = cli(strand_bin, broker, "bench", "e2e", "--client", client, "--topic", topic, "--rate", "500", "--duration", "3s",
               "--warmup", "1s", "--json", str(e2e_json), "--plot", str(png)).stdout
     assert "end-to-end" in out, out
     doc = json.loads(e2e_json.read_text())
@@ -233,6 +234,50 @@ def test_bench_produce_and_e2e_write_sane_json_and_a_png(strand_bin, broker, tmp
     assert len(e2e["latency"]["windows"]) >= 3
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("acks", ["1", "0"])
+def test_the_protocol_producer_writes_records_any_client_reads_back(strand_bin, broker, tmp_path, acks):
+    """The bench's own producer builds the batches itself, so another client checks them: every
+    record it counted as sent is in the log once, with its value whole, keys spread by hash."""
+    from kafka import KafkaConsumer, TopicPartition
+    topic = unique_topic("clibp")
+    doc_path = tmp_path / "produce.json"
+    cli(strand_bin, broker, "bench", "produce", "--client", "protocol", "--topic", topic, "-p", "3", "--keys",
+        "--acks", acks, "--rate", "3000", "--duration", "2s", "--warmup", "1s", "--message-size", "300",
+        "--json", str(doc_path))
+    produced = json.loads(doc_path.read_text())["phases"][0]["produce"]
+    assert produced["failed"] == 0 and produced["first_error"] is None, produced
+    assert produced["acked"] == produced["sent"] and 8000 <= produced["sent"] <= 9100, produced
+    assert produced["measured_messages"] >= 5900, produced
+    # fetch_max_bytes under kafka-python's own 1 MB frame limit (receive_message_max_bytes).
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
+                             request_timeout_ms=20_000, fetch_max_wait_ms=100, fetch_max_bytes=900_000)
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    try:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records, deadline = [], time.monotonic() + 30
+        while len(records) < produced["sent"] and time.monotonic() < deadline:
+            for _tp, batch in consumer.poll(timeout_ms=300, max_records=2000).items():
+                records.extend(batch)
+        records.extend(r for batch in consumer.poll(timeout_ms=500).values() for r in batch)
+    finally:
+        consumer.close()
+    assert len(records) == produced["sent"], (len(records), produced)
+    assert all(len(r.value) == 300 for r in records)
+    # Bytes 8..16 of every value are the run's id: one run wrote them all.
+    assert len({r.value[8:16] for r in records}) == 1
+    # Keys are the sequence number mod 1024, each always on one partition, and all partitions used.
+    partitions_of_key = {}
+    for r in records:
+        partitions_of_key.setdefault(r.key, set()).add(r.partition)
+    assert len(partitions_of_key) == 1024 and all(len(ps) == 1 for ps in partitions_of_key.values())
+    assert {r.partition for r in records} == {0, 1, 2}
+    # Each partition's offsets are dense from 0: nothing lost or doubled.
+    for p in range(3):
+        offsets = sorted(r.offset for r in records if r.partition == p)
+        assert offsets == list(range(len(offsets))), p
 
 
 @pytest.mark.parametrize("client", ["librdkafka", "protocol"])

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::engine::{drain_client_name, Bench, DrainClient, PhaseResult, PhaseSpec};
+use super::engine::{client_name, Bench, PhaseResult, PhaseSpec};
 use super::load_args::LoadArgs;
 use super::payload::BenchClock;
 use super::plot::{self, Series, E2E_COLOR, PRODUCE_COLOR};
@@ -26,17 +26,6 @@ pub struct BenchArgs {
     pub mode: BenchMode,
 }
 
-#[derive(Args, Debug)]
-pub struct ConsumeArgs {
-    #[command(flatten)]
-    pub load: LoadArgs,
-    /// What drains the topic: librdkafka consumers, or `protocol`, which sends librdkafka's
-    /// Fetch requests but only counts the records (the broker's drain rate without the
-    /// consumer's per-record work).
-    #[arg(long, value_enum, default_value_t = DrainClient::Librdkafka)]
-    pub client: DrainClient,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum BenchMode {
     /// Producers only: throughput and produce (acknowledgement) latency.
@@ -45,7 +34,7 @@ pub enum BenchMode {
     Produce(LoadArgs),
     /// Consumers only: how fast the topic's backlog is read (preloads --messages if it is empty).
     #[command(after_help = "Examples:\n  strand bench consume --messages 1000000\n  strand bench consume --consumers 3 -p 6")]
-    Consume(ConsumeArgs),
+    Consume(LoadArgs),
     /// Producers and tailing consumers: end-to-end latency from intended send to receipt.
     #[command(after_help = "Examples:\n  strand bench e2e --rate 10000 --duration 60s --plot e2e.png\n  \
         strand bench e2e --rate 1000 --message-size 100 --json e2e.json")]
@@ -59,7 +48,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match &args.mode {
         BenchMode::Produce(load) => single_phase(&args.brokers, load, "produce", 0),
         BenchMode::E2e(load) => single_phase(&args.brokers, load, "e2e", load.consumers),
-        BenchMode::Consume(consume_args) => consume(&args.brokers, &consume_args.load, consume_args.client),
+        BenchMode::Consume(load) => consume(&args.brokers, load),
         BenchMode::Scenario(command) => scenario::run(&args.brokers, command),
     }
 }
@@ -87,7 +76,8 @@ pub fn spec(name: &str, load: &LoadArgs, tail_consumers: usize) -> PhaseSpec {
         tail_consumers,
         drain_consumers: 0,
         drain_repeat: false,
-        drain_client: DrainClient::Librdkafka,
+        client: load.client,
+        drain_client: load.client,
     }
 }
 
@@ -97,7 +87,7 @@ fn single_phase(brokers: &BrokerArgs, load: &LoadArgs, mode: &str, tail_consumer
     finish(&bench, mode, &[result])
 }
 
-fn consume(brokers: &BrokerArgs, load: &LoadArgs, client: DrainClient) -> anyhow::Result<()> {
+fn consume(brokers: &BrokerArgs, load: &LoadArgs) -> anyhow::Result<()> {
     let bench = setup(brokers, load)?;
     let ends = high_watermarks(brokers, &bench.meta, &load.topic, &bench.partitions)?;
     let present: i64 = ends.values().sum();
@@ -113,9 +103,8 @@ fn consume(brokers: &BrokerArgs, load: &LoadArgs, client: DrainClient) -> anyhow
     let drain = PhaseSpec {
         producers: 0,
         drain_consumers: load.consumers,
-        drain_client: client,
         warmup: Duration::ZERO,
-        ..spec(&format!("consume ({} client)", drain_client_name(client)), load, 0)
+        ..spec(&format!("consume ({} client)", client_name(load.client)), load, 0)
     };
     results.push(bench.run_phase(&drain)?);
     finish(&bench, "consume", &results)
@@ -144,6 +133,7 @@ pub fn write_outputs(bench: &Bench, mode: &str, body: Value, results: &[PhaseRes
             "settings": {
                 "description": load.describe(bench.partitions.len()),
                 "topic": load.topic, "partitions": bench.partitions.len(), "message_size": load.message_size,
+                "client": client_name(load.client),
                 "producers": load.producers, "consumers": load.consumers, "acks": load.acks.config_value(),
                 "compression": load.compression.config_value(), "batch_size": load.batch_size,
                 "linger_ms": load.linger_ms, "keys": load.keys, "rate": load.rate,

@@ -17,7 +17,8 @@ use super::load_args::LoadArgs;
 use super::payload::BenchClock;
 use super::producers::{self, ProduceStats, ProducerPlan};
 use super::progress::Progress;
-use super::raw_drain::{self, RawDrain};
+use super::raw_drain::{self, Ranges, RawDrain};
+use super::raw_produce::{self, RawProduce};
 use super::topic_setup::{partition_leaders, watermarks};
 use crate::cli::brokers::BrokerArgs;
 
@@ -57,22 +58,26 @@ pub struct PhaseSpec {
     /// Draining consumers start over at the log start until the phase ends (sustained
     /// catch-up reads) instead of stopping at the end.
     pub drain_repeat: bool,
-    pub drain_client: DrainClient,
+    /// What the producers and tailing consumers are.
+    pub client: Client,
+    /// What the draining consumers are.
+    pub drain_client: Client,
 }
 
 /// `client` as `--client` / `--catch-up-client` spell it.
-pub fn drain_client_name(client: DrainClient) -> String {
+pub fn client_name(client: Client) -> String {
     clap::ValueEnum::to_possible_value(&client).map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
-/// What the draining consumers are.
+/// What the bench's clients are.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DrainClient {
-    /// librdkafka consumers, as every other bench client.
+pub enum Client {
+    /// librdkafka producers and consumers, the client most Kafka users run.
     #[default]
     Librdkafka,
-    /// Fetch requests as librdkafka sends them, the records counted from the batch headers
-    /// (src/cli/bench/raw_drain.rs): the broker's load at a fraction of the client CPU.
+    /// The Kafka protocol spoken by the bench itself (src/cli/bench/raw_produce.rs and
+    /// raw_drain.rs): librdkafka's batching and Fetch requests, without its per-record work,
+    /// so the broker's load at a fraction of the client CPU.
     Protocol,
 }
 
@@ -182,7 +187,24 @@ impl Bench {
         let tail_stats = Arc::new(ConsumeStats::default());
         let mut tail_recorders = Vec::new();
         let mut tail_threads = Vec::new();
+        let protocol = spec.client == Client::Protocol || (spec.drain_client == Client::Protocol && spec.drain_consumers > 0);
+        if protocol {
+            anyhow::ensure!(
+                self.brokers.client_property.is_empty(),
+                "the protocol client speaks plaintext Kafka without librdkafka, so it cannot apply -X client properties"
+            );
+        }
+        let leaders = if protocol { partition_leaders(&self.brokers, &self.meta, topic)? } else { BTreeMap::new() };
         for (i, share) in deal(&self.partitions, spec.tail_consumers).into_iter().enumerate().take(spec.tail_consumers) {
+            if spec.client == Client::Protocol {
+                for (broker, ranges) in self.by_leader(&share, &leaders, |p| (ends[&p], i64::MAX))? {
+                    let recorder = LatencyRecorder::shared(measure_start);
+                    tail_recorders.push(Arc::clone(&recorder));
+                    let job = self.raw_consumer(tail_threads.len(), broker, ranges, false, Instant::now(), Some(recorder));
+                    tail_threads.push(raw_drain::spawn(job, self.clock, Arc::clone(&tail_stats), Arc::clone(&tail_stop))?);
+                }
+                continue;
+            }
             let recorder = LatencyRecorder::shared(measure_start);
             tail_recorders.push(Arc::clone(&recorder));
             let start = share.iter().map(|p| (*p, Offset::Offset(ends[p]))).collect();
@@ -193,30 +215,10 @@ impl Bench {
         let drain_stats = Arc::new(ConsumeStats::default());
         let mut drain_threads = Vec::new();
         let drain_shares = if spec.drain_consumers == 0 { Vec::new() } else { deal(&self.partitions, spec.drain_consumers) };
-        if spec.drain_client == DrainClient::Protocol && !drain_shares.is_empty() {
-            anyhow::ensure!(
-                self.brokers.client_property.is_empty(),
-                "the protocol drainer speaks plaintext Kafka without librdkafka, so it cannot apply -X client properties"
-            );
-            let leaders = partition_leaders(&self.brokers, &self.meta, topic)?;
+        if spec.drain_client == Client::Protocol {
             for share in drain_shares {
-                // One drainer per leader of the share's partitions: (start, end) of each.
-                let mut by_leader: BTreeMap<&String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
-                for p in &share {
-                    let leader = leaders.get(p).ok_or_else(|| anyhow::anyhow!("bench: {topic}-{p} has no leader in Metadata"))?;
-                    by_leader.entry(leader).or_default().insert(*p, (marks.get(p).map_or(0, |m| m.0), ends[p]));
-                }
-                for (broker, ranges) in by_leader {
-                    let job = RawDrain {
-                        index: 100 + drain_threads.len(),
-                        broker: broker.clone(),
-                        topic: topic.clone(),
-                        ranges,
-                        repeat: spec.drain_repeat,
-                        message_size: self.load.message_size,
-                        not_before: measure_start,
-                        timeout: self.brokers.timeout,
-                    };
+                for (broker, ranges) in self.by_leader(&share, &leaders, |p| (marks.get(&p).map_or(0, |m| m.0), ends[&p]))? {
+                    let job = self.raw_consumer(100 + drain_threads.len(), broker, ranges, spec.drain_repeat, measure_start, None);
                     drain_threads.push(raw_drain::spawn(job, self.clock, Arc::clone(&drain_stats), Arc::clone(&drain_stop))?);
                 }
             }
@@ -249,7 +251,22 @@ impl Bench {
                 messages: spec.messages.map(|n| share_of(n, spec.producers, i)),
             };
             let stats = Arc::clone(&produce_stats);
-            producer_threads.push(producers::spawn(i, &config, plan, self.clock, recorder, stats, Arc::clone(&halt))?);
+            let thread = if spec.client == Client::Protocol {
+                let job = RawProduce {
+                    index: i,
+                    plan,
+                    leaders: leaders.clone(),
+                    acks: self.load.acks,
+                    batch_size: self.load.batch_size,
+                    linger: Duration::from_millis(self.load.linger_ms),
+                    compression: self.load.compression,
+                    timeout: self.brokers.timeout,
+                };
+                raw_produce::spawn(job, self.clock, recorder, stats, Arc::clone(&halt))?
+            } else {
+                producers::spawn(i, &config, plan, self.clock, recorder, stats, Arc::clone(&halt))?
+            };
+            producer_threads.push(thread);
         }
 
         // Watch until the producers are done (or, without producers, the drain is).
@@ -322,6 +339,45 @@ impl Bench {
             self.consume_figures(&drain_stats, None, drain_stats.drained.load(Ordering::Relaxed) as usize >= drainers)
         });
         Ok(PhaseResult { name: spec.name.clone(), produce, e2e, drain, client_cpu, broker_cpu })
+    }
+
+    /// `share`'s partitions grouped by their leader, each with its (start, end) offsets.
+    fn by_leader<'l>(
+        &self,
+        share: &[i32],
+        leaders: &'l BTreeMap<i32, String>,
+        range: impl Fn(i32) -> (i64, i64),
+    ) -> anyhow::Result<BTreeMap<&'l String, Ranges>> {
+        let mut by_leader: BTreeMap<&String, Ranges> = BTreeMap::new();
+        for p in share {
+            let topic = &self.load.topic;
+            let leader = leaders.get(p).ok_or_else(|| anyhow::anyhow!("bench: {topic}-{p} has no leader in Metadata"))?;
+            by_leader.entry(leader).or_default().insert(*p, range(*p));
+        }
+        Ok(by_leader)
+    }
+
+    /// A protocol consumer of `ranges` on `broker`: tailing when it has a `latency` recorder.
+    fn raw_consumer(
+        &self,
+        index: usize,
+        broker: &str,
+        ranges: Ranges,
+        repeat: bool,
+        not_before: Instant,
+        latency: Option<SharedRecorder>,
+    ) -> RawDrain {
+        RawDrain {
+            index,
+            broker: broker.to_owned(),
+            topic: self.load.topic.clone(),
+            ranges,
+            repeat,
+            message_size: self.load.message_size,
+            not_before,
+            timeout: self.brokers.timeout,
+            latency,
+        }
     }
 
     fn spawn_consumer(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::cpu::Process;
+use super::engine::{client_name, Client};
 use crate::cli::produce::{Acks, Compression};
 use crate::cli::time_text::parse_duration;
 
@@ -27,6 +28,11 @@ pub struct LoadArgs {
     /// Consumer clients (threads), each assigned a share of the partitions.
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
+    /// What the producers and consumers are: librdkafka, or `protocol`, the Kafka protocol
+    /// spoken by the bench itself with librdkafka's batching and fetching (the same load on
+    /// the broker at a fraction of the client CPU; no retries and no -X properties).
+    #[arg(long, value_enum, default_value_t = Client::Librdkafka)]
+    pub client: Client,
     #[arg(long, value_enum, default_value_t = Acks::All)]
     pub acks: Acks,
     /// Producer batch.size in bytes.
@@ -100,11 +106,12 @@ impl LoadArgs {
         let rate = self.rate.map_or("max rate".to_owned(), |r| format!("{r} msg/s target (open loop)"));
         let length = self.messages.map_or(format!("{:?}", self.duration), |n| format!("{n} messages"));
         format!(
-            "topic {} ({} partitions), {} B messages, {} producer(s), {} consumer(s), acks={}, compression={}, \
+            "topic {} ({} partitions), {} B messages, {} client, {} producer(s), {} consumer(s), acks={}, compression={}, \
              batch.size={}, linger.ms={}, keys={}, {rate}, {length} after {:?} warmup",
             self.topic,
             partitions,
             self.message_size,
+            client_name(self.client),
             self.producers,
             self.consumers,
             self.acks.config_value(),

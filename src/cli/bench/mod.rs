@@ -1,5 +1,7 @@
 //! `strand bench`: throughput and latency of any Kafka-compatible broker, measured with
-//! librdkafka producers and consumers (the client most people run) on plain threads.
+//! librdkafka producers and consumers (the client most people run) on plain threads, or with
+//! `--client protocol` the bench's own protocol clients (raw_produce.rs, raw_drain.rs), which
+//! load the broker the same way at a fraction of the client CPU.
 //!
 //! Latency is recorded in HDR histograms from each record's intended send time: with `--rate`
 //! the schedule is open loop, so a stalled broker delays every later send and that delay
@@ -17,6 +19,7 @@ mod plot;
 mod producers;
 mod progress;
 mod raw_drain;
+mod raw_produce;
 mod report;
 mod scenario;
 mod topic_setup;

@@ -1,11 +1,12 @@
-//! A draining consumer that speaks the Kafka protocol itself (`--catch-up-client protocol`,
-//! `bench consume --client protocol`): Fetch requests as librdkafka sends them with its
-//! defaults (one in flight, 50 MiB per request, 1 MiB per partition, the bench's 100 ms max
-//! wait), but the answer's records are only counted, from the batch headers, never handed out
-//! one by one. It puts the same load on the broker as a librdkafka consumer at a fraction of
-//! the client CPU, so on a machine where the load generator has one core, the tailing clients
-//! beside it keep their core. It takes no client properties (`-X`), and reads with
-//! isolation level read_uncommitted, as the bench's topics hold no transactions.
+//! A consumer that speaks the Kafka protocol itself (`--client protocol`,
+//! `--catch-up-client protocol`): Fetch requests as librdkafka sends them with its defaults
+//! (one in flight, 50 MiB per request, 1 MiB per partition, the bench's 100 ms max wait), but
+//! the answer's records are never handed out one by one. A draining consumer only counts them,
+//! from the batch headers; a tailing one reads each record's send time from its value. It puts
+//! the same load on the broker as a librdkafka consumer at a fraction of the client CPU, so on
+//! a machine where the load generator has one core, the clients beside it keep their core. It
+//! takes no client properties (`-X`), and reads with isolation level read_uncommitted, as the
+//! bench's topics hold no transactions.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +18,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
 
 use super::consumers::{note_receipts, ConsumeStats};
+use super::latency::SharedRecorder;
 use super::payload::BenchClock;
 use crate::cli::raw_client::RawConnection;
 
@@ -34,20 +37,25 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// librdkafka's fetch.error.backoff.ms.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
-/// What one protocol drainer reads: `ranges` of its partitions, all led by `broker`.
+/// Partition -> (start offset, end offset exclusive).
+pub type Ranges = BTreeMap<i32, (i64, i64)>;
+
+/// What one protocol consumer reads: `ranges` of its partitions, all led by `broker`.
 #[derive(Debug, Clone)]
 pub struct RawDrain {
     pub index: usize,
     pub broker: String,
     pub topic: String,
     /// Partition -> (log start offset, end offset exclusive): each pass reads that range.
-    pub ranges: BTreeMap<i32, (i64, i64)>,
+    pub ranges: Ranges,
     pub repeat: bool,
     /// The size of each record's value, counted as its bytes (as a librdkafka consumer counts
     /// its payload).
     pub message_size: usize,
     pub not_before: Instant,
     pub timeout: Duration,
+    /// Tailing: each record's end-to-end latency goes here (draining when None).
+    pub latency: Option<SharedRecorder>,
 }
 
 pub fn spawn(job: RawDrain, clock: BenchClock, stats: Arc<ConsumeStats>, stop: Arc<AtomicBool>) -> anyhow::Result<JoinHandle<()>> {
@@ -84,7 +92,12 @@ fn drain(job: &RawDrain, clock: BenchClock, stats: &ConsumeStats, stop: &AtomicB
             let Some(at) = positions.get_mut(&partition.partition_index) else { continue };
             match partition.error_code {
                 0 => {
-                    let (next, records) = count_records(partition.records.as_ref(), *at, ranges[&partition.partition_index].1);
+                    let end = ranges[&partition.partition_index].1;
+                    let set = partition.records.as_ref();
+                    let (next, records) = match &job.latency {
+                        Some(recorder) => tail_records(set, *at, end, clock, recorder, stats, received)?,
+                        None => count_records(set, *at, end),
+                    };
                     if records > 0 {
                         note_receipts(stats, clock, received, records, records * job.message_size as u64);
                     }
@@ -122,28 +135,69 @@ fn fetch_request(topic: &str, positions: &[(i32, i64)]) -> FetchRequest {
             .with_partitions(partitions)])
 }
 
-/// Walks the whole record batches of a fetched record set from their headers: the offset after
-/// the last one, and how many records from `from` up to `end` (exclusive) they hold.
-fn count_records(records: Option<&Bytes>, from: i64, end: i64) -> (i64, u64) {
-    let Some(set) = records else { return (from, 0) };
-    let (mut at, mut next, mut counted) = (0usize, from, 0u64);
-    // base offset (8), batch length (4), ..., last offset delta at 23 (4).
-    while let Some(header) = set.get(at..at + 27) {
+/// The whole record batches of a fetched record set, from their headers: each one's bytes,
+/// base offset and the offset after it. A cut last batch is left out.
+fn whole_batches(set: &Bytes) -> impl Iterator<Item = (std::ops::Range<usize>, i64, i64)> + '_ {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        // base offset (8), batch length (4), ..., last offset delta at 23 (4).
+        let header = set.get(at..at + 27)?;
         let base = i64::from_be_bytes(header[0..8].try_into().expect("8 bytes"));
         let length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
         let last_delta = i32::from_be_bytes(header[23..27].try_into().expect("4 bytes"));
-        let Ok(total) = usize::try_from(length).map(|l| l + 12) else { break };
+        let total = usize::try_from(length).ok()? + 12;
         if at + total > set.len() {
-            break;
+            return None;
         }
-        let batch_next = base + i64::from(last_delta) + 1;
+        let range = at..at + total;
+        at += total;
+        Some((range, base, base + i64::from(last_delta) + 1))
+    })
+}
+
+/// Walks the whole batches of a fetched record set: the offset after the last one, and how many
+/// records from `from` up to `end` (exclusive) they hold.
+fn count_records(records: Option<&Bytes>, from: i64, end: i64) -> (i64, u64) {
+    let Some(set) = records else { return (from, 0) };
+    let (mut next, mut counted) = (from, 0u64);
+    for (_, base, batch_next) in whole_batches(set) {
         if batch_next > next {
             counted += u64::try_from(batch_next.min(end) - next.max(base)).unwrap_or(0);
             next = batch_next;
         }
-        at += total;
     }
     (next, counted)
+}
+
+/// As [`count_records`], and each record of this run from `from` on has its latency from its
+/// intended send time to `received` recorded.
+fn tail_records(
+    records: Option<&Bytes>,
+    from: i64,
+    end: i64,
+    clock: BenchClock,
+    recorder: &SharedRecorder,
+    stats: &ConsumeStats,
+    received: Instant,
+) -> anyhow::Result<(i64, u64)> {
+    let Some(set) = records else { return Ok((from, 0)) };
+    let (mut next, mut counted, mut measured) = (from, 0u64, 0u64);
+    let mut recorder = recorder.lock().map_err(|_| anyhow::anyhow!("the latency recorder was poisoned"))?;
+    for (range, _, batch_next) in whole_batches(set) {
+        if batch_next <= next {
+            continue;
+        }
+        let batch = RecordBatchDecoder::decode(&mut set.slice(range)).map_err(|e| anyhow::anyhow!("a fetched batch: {e}"))?;
+        for record in batch.records.iter().filter(|r| r.offset >= next && r.offset < end) {
+            counted += 1;
+            if let Some(intended) = record.value.as_deref().and_then(|v| clock.read(v)) {
+                measured += u64::from(recorder.record(intended, received));
+            }
+        }
+        next = batch_next;
+    }
+    stats.measured.fetch_add(measured, Ordering::Relaxed);
+    Ok((next, counted))
 }
 
 #[cfg(test)]
@@ -157,6 +211,45 @@ mod tests {
         let mut batch = encode_batch(records, BatchProducer::NONE, Compression::None).expect("encodes").to_vec();
         batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
         batch
+    }
+
+    #[test]
+    fn a_tailing_consumer_times_this_runs_records_from_the_position_on() {
+        let clock = BenchClock::new();
+        let measure_start = clock.epoch + Duration::from_millis(10);
+        // Offsets 20..24: sent at 5 ms (warmup), 20, 30 and 40 ms, and one of another run.
+        let mut values: Vec<Bytes> = [5, 20, 30, 40]
+            .iter()
+            .map(|ms| {
+                let mut v = super::super::payload::filler(64, 1);
+                clock.stamp(&mut v, clock.epoch + Duration::from_millis(*ms));
+                Bytes::from(v)
+            })
+            .collect();
+        values.push(Bytes::from(super::super::payload::filler(64, 2)));
+        let records = values.into_iter().map(|v| (None, Some(v), 0));
+        let mut batch = encode_batch(records, BatchProducer::NONE, Compression::None).expect("encodes").to_vec();
+        batch[0..8].copy_from_slice(&20_i64.to_be_bytes());
+        let set = Bytes::from(batch);
+        let recorder = super::super::latency::LatencyRecorder::shared(measure_start);
+        let stats = ConsumeStats::default();
+        let received = clock.epoch + Duration::from_millis(50);
+        // From offset 21: four records, of which this run's three are timed (all after warmup).
+        let (next, counted) = tail_records(Some(&set), 21, i64::MAX, clock, &recorder, &stats, received).expect("decodes");
+        assert_eq!((next, counted), (25, 4));
+        assert_eq!(stats.measured.load(Ordering::Relaxed), 3);
+        let total = recorder.lock().expect("not poisoned").total.clone();
+        assert_eq!(total.len(), 3);
+        // 50 - 20 and 50 - 40 ms, in microseconds (the histogram's precision).
+        assert!(total.equivalent(total.max(), 30_000) && total.equivalent(total.min(), 10_000), "{} {}", total.min(), total.max());
+        // From offset 20 up to 22 (exclusive): the warmup record is counted, not timed.
+        let (next, counted) = tail_records(Some(&set), 20, 22, clock, &recorder, &stats, received).expect("decodes");
+        assert_eq!((next, counted), (25, 2));
+        assert_eq!(stats.measured.load(Ordering::Relaxed), 4);
+        // A damaged batch is an error, not a silent count.
+        let mut damaged = set.to_vec();
+        damaged[70] ^= 1;
+        assert!(tail_records(Some(&Bytes::from(damaged)), 20, i64::MAX, clock, &recorder, &stats, received).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::command::{setup, spec, write_outputs};
-use super::engine::{drain_client_name, DrainClient, PhaseResult, PhaseSpec};
+use super::engine::{client_name, Client, PhaseResult, PhaseSpec};
 use super::latency::Percentiles;
 use super::load_args::LoadArgs;
 use super::report::{phase_json, phase_table};
@@ -52,11 +52,12 @@ pub struct CatchUpArgs {
     /// of seconds, several short rounds put the slow stretches on both sides.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
-    /// What drains the backlog. `protocol` sends librdkafka's Fetch requests but only counts
-    /// the records: with the load generator on one core, the tailing clients then do not share
-    /// it with a librdkafka consumer's work (the catch-up consumer is usually elsewhere).
-    #[arg(long, value_enum, default_value_t = DrainClient::Librdkafka)]
-    pub catch_up_client: DrainClient,
+    /// What drains the backlog (whatever `--client` is). `protocol` sends librdkafka's Fetch
+    /// requests but only counts the records: with the load generator on one core, the tailing
+    /// clients then do not share it with a librdkafka consumer's work (the catch-up consumer is
+    /// usually elsewhere).
+    #[arg(long, value_enum, default_value_t = Client::Librdkafka)]
+    pub catch_up_client: Client,
 }
 
 #[derive(Args, Debug)]
@@ -108,7 +109,7 @@ fn catch_up(brokers: &BrokerArgs, args: &CatchUpArgs) -> anyhow::Result<()> {
     }
 
     let mut out = std::io::stdout().lock();
-    let drainer = drain_client_name(args.catch_up_client);
+    let drainer = client_name(args.catch_up_client);
     writeln!(
         out,
         "strand bench scenario catch-up: {}\nbacklog {} MiB ({wanted} messages), catch-up client: {drainer}\n",

@@ -1,0 +1,567 @@
+//! A producer that speaks the Kafka protocol itself (`--client protocol`): records batched per
+//! partition as librdkafka batches them with the bench's settings, Produce requests pipelined on
+//! one connection per leader, and each record's latency taken from the answer to its request.
+//! It puts the same shape of load on the broker as a librdkafka producer (the same batch.size,
+//! linger.ms, acks and sticky partitioning) at a fraction of the client CPU, so on a machine
+//! where the load generator has one core, the broker and not the client sets the ceiling.
+//!
+//! What it does not do, unlike librdkafka: retry (a batch the broker refuses counts as failed),
+//! follow leader changes, idempotence, or apply `-X` client properties.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression as BatchCompression;
+use strand::protocol::record_batch::{encode_batch, BatchProducer, NewRecord};
+
+use super::latency::SharedRecorder;
+use super::payload::{filler, BenchClock};
+use super::producers::{ProduceStats, ProducerPlan};
+use crate::cli::kafka_error::protocol_name;
+use crate::cli::produce::{Acks, Compression};
+use crate::cli::raw_client::RawConnection;
+
+/// Produce v8: the last version before flexible encodings, as librdkafka 2.x sends.
+const PRODUCE_VERSION: i16 = 8;
+/// librdkafka's request.timeout.ms: how long the leader may wait for acks=all.
+const REQUEST_TIMEOUT_MS: i32 = 30_000;
+/// librdkafka's queue.buffering.max.messages: records produced and not yet answered. A full
+/// queue holds the sender back, and the wait counts in the records' latency.
+const QUEUE_MESSAGES_MAX: u64 = 100_000;
+/// librdkafka's sticky.partitioning.linger.ms: records without a key go to one partition,
+/// chosen at random, for this long.
+const STICKY_FOR: Duration = Duration::from_millis(10);
+/// A v2 batch's header, and what a record's framing typically adds to its key and value
+/// (length, attributes, timestamp and offset deltas, key and value lengths, header count: 10
+/// bytes for a 1 KiB value without a key). batch.size is a target, as in librdkafka.
+const BATCH_HEADER_BYTES: usize = 61;
+const RECORD_FRAMING_BYTES: usize = 10;
+/// At most this many records are taken in one turn of a max-rate sender before it sends.
+const TURN_RECORDS_MAX: usize = 1024;
+/// How long the end of a run waits for the last answers (as the librdkafka producer's flush).
+const FLUSH_WAIT: Duration = Duration::from_secs(60);
+
+/// What one protocol producer sends.
+#[derive(Debug, Clone)]
+pub struct RawProduce {
+    pub index: usize,
+    pub plan: ProducerPlan,
+    /// Each partition's leader, host:port.
+    pub leaders: BTreeMap<i32, String>,
+    pub acks: Acks,
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub compression: Compression,
+    pub timeout: Duration,
+}
+
+/// What the sender and the answer readers share.
+struct Shared {
+    clock: BenchClock,
+    recorder: SharedRecorder,
+    stats: Arc<ProduceStats>,
+    message_size: u64,
+    /// Records taken and not yet answered (or failed).
+    outstanding: AtomicU64,
+    /// A connection failed: the sender stops.
+    broken: AtomicBool,
+}
+
+/// One Produce request on its way: its records' intended send times, by partition.
+struct InFlight {
+    correlation_id: i32,
+    parts: Vec<(i32, Vec<u64>)>,
+}
+
+/// One leader's connection: the sender writes, a reader thread settles the answers in order.
+struct Link {
+    connection: RawConnection,
+    in_flight: Option<flume::Sender<InFlight>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// Records gathered for one partition's next batch.
+struct Pending {
+    records: Vec<NewRecord>,
+    intended: Vec<u64>,
+    bytes: usize,
+    since: Instant,
+}
+
+/// A batch ready to send.
+struct Sealed {
+    partition: i32,
+    batch: Bytes,
+    intended: Vec<u64>,
+}
+
+/// Starts one protocol producer thread; it ends when its plan is done or `halt` is set, after
+/// the answers to everything it sent are in (or [`FLUSH_WAIT`] passed).
+pub fn spawn(
+    job: RawProduce,
+    clock: BenchClock,
+    recorder: SharedRecorder,
+    stats: Arc<ProduceStats>,
+    halt: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let message_size = job.plan.message_size as u64;
+    let shared = Arc::new(Shared { clock, recorder, stats, message_size, outstanding: AtomicU64::new(0), broken: AtomicBool::new(false) });
+    let mut links = BTreeMap::new();
+    for leader in job.leaders.values() {
+        if !links.contains_key(leader) {
+            links.insert(leader.clone(), connect(leader, job.timeout, job.acks, &shared)?);
+        }
+    }
+    let thread = std::thread::Builder::new().name(format!("bench-producer-{}", job.index)).spawn(move || {
+        let sent = Sender::new(&job, &shared).run(&mut links, &halt);
+        let deadline = Instant::now() + FLUSH_WAIT;
+        while shared.outstanding.load(Ordering::Relaxed) > 0 && !shared.broken.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for link in links.values_mut() {
+            // Closing the queue ends the reader once it has settled what was sent.
+            link.in_flight = None;
+            let _ = link.connection.shutdown();
+            if let Some(reader) = link.reader.take() {
+                let _ = reader.join();
+            }
+        }
+        sent
+    })?;
+    Ok(thread)
+}
+
+fn connect(leader: &str, timeout: Duration, acks: Acks, shared: &Arc<Shared>) -> anyhow::Result<Link> {
+    let connection = RawConnection::connect(leader, timeout)?;
+    if acks == Acks::None {
+        return Ok(Link { connection, in_flight: None, reader: None });
+    }
+    let (in_flight, answers) = flume::unbounded::<InFlight>();
+    let mut reading = connection.try_clone()?;
+    let shared = Arc::clone(shared);
+    let reader = std::thread::Builder::new().name("bench-produce-answers".to_owned()).spawn(move || {
+        while let Ok(flight) = answers.recv() {
+            match reading.receive::<ProduceResponse>(ApiKey::Produce, PRODUCE_VERSION, flight.correlation_id) {
+                Ok(response) => settle(&shared, &flight, &Outcome::Answered(&response), Instant::now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "protocol producer: connection lost");
+                    shared.broken.store(true, Ordering::Relaxed);
+                    note_error(&shared, "NETWORK_EXCEPTION".to_owned());
+                    settle(&shared, &flight, &Outcome::Lost, Instant::now());
+                    answers.drain().for_each(|f| settle(&shared, &f, &Outcome::Lost, Instant::now()));
+                    return;
+                }
+            }
+        }
+    })?;
+    Ok(Link { connection, in_flight: Some(in_flight), reader: Some(reader) })
+}
+
+/// How a Produce request ended.
+enum Outcome<'a> {
+    /// The broker answered: each partition's error code.
+    Answered(&'a ProduceResponse),
+    /// acks=0: written to the socket, which is all librdkafka waits for before reporting it
+    /// delivered.
+    Written,
+    /// The connection failed before an answer.
+    Lost,
+}
+
+/// Counts the records of `flight` as acknowledged at `now`, or failed.
+fn settle(shared: &Shared, flight: &InFlight, outcome: &Outcome<'_>, now: Instant) {
+    let errors: BTreeMap<i32, i16> = match outcome {
+        Outcome::Answered(response) => {
+            response.responses.iter().flat_map(|t| &t.partition_responses).map(|p| (p.index, p.error_code)).collect()
+        }
+        Outcome::Written => flight.parts.iter().map(|(p, _)| (*p, 0)).collect(),
+        Outcome::Lost => BTreeMap::new(),
+    };
+    let stats = &shared.stats;
+    let mut recorder = shared.recorder.lock().ok();
+    for (partition, intended) in &flight.parts {
+        let count = intended.len() as u64;
+        match errors.get(partition).copied() {
+            Some(0) => {
+                stats.acked.fetch_add(count, Ordering::Relaxed);
+                let mut measured = 0;
+                if let Some(recorder) = recorder.as_mut() {
+                    for ns in intended {
+                        measured += u64::from(recorder.record(shared.clock.instant(*ns), now));
+                    }
+                }
+                if measured > 0 {
+                    stats.measured_acked.fetch_add(measured, Ordering::Relaxed);
+                    stats.measured_bytes.fetch_add(measured * shared.message_size, Ordering::Relaxed);
+                    stats.last_ack_ns.fetch_max(shared.clock.nanos(now), Ordering::Relaxed);
+                }
+            }
+            code => {
+                stats.failed.fetch_add(count, Ordering::Relaxed);
+                if let Outcome::Answered(_) = outcome {
+                    note_error(shared, code.and_then(protocol_name).unwrap_or_else(|| format!("no answer for partition {partition}")));
+                }
+            }
+        }
+        shared.outstanding.fetch_sub(count, Ordering::Relaxed);
+    }
+}
+
+fn note_error(shared: &Shared, name: String) {
+    if let Ok(mut first) = shared.stats.first_error.lock() {
+        first.get_or_insert(name);
+    }
+}
+
+/// The sending side of one protocol producer.
+struct Sender<'a> {
+    job: &'a RawProduce,
+    shared: &'a Shared,
+    partitions: Vec<i32>,
+    pending: BTreeMap<i32, Pending>,
+    sealed: Vec<Sealed>,
+    payload: Vec<u8>,
+    /// Payloads are cut from this buffer, so a record costs no allocation of its own.
+    arena: BytesMut,
+    sticky: Option<(i32, Instant)>,
+    random: u64,
+}
+
+impl<'a> Sender<'a> {
+    fn new(job: &'a RawProduce, shared: &'a Shared) -> Self {
+        let seed = shared.clock.run_id ^ (job.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Self {
+            job,
+            shared,
+            partitions: job.leaders.keys().copied().collect(),
+            pending: BTreeMap::new(),
+            sealed: Vec::new(),
+            payload: filler(job.plan.message_size, seed),
+            arena: BytesMut::new(),
+            sticky: None,
+            random: seed | 1,
+        }
+    }
+
+    fn run(&mut self, links: &mut BTreeMap<String, Link>, halt: &AtomicBool) -> anyhow::Result<()> {
+        let plan = &self.job.plan;
+        let interval = plan.rate.map(|r| 1.0 / r);
+        let (mut sequence, mut measured) = (0u64, 0u64);
+        let mut done = false;
+        while !done {
+            let now = Instant::now();
+            let wall_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            // The next record's intended time, or when to look again at a full queue.
+            let mut next_send = None;
+            let mut queue_full = false;
+            let mut taken = 0;
+            loop {
+                if halt.load(Ordering::Relaxed) || self.shared.broken.load(Ordering::Relaxed) || plan.messages.is_some_and(|n| measured >= n) {
+                    done = true;
+                    break;
+                }
+                let intended = match interval {
+                    Some(seconds) => plan.send_start + Duration::from_secs_f64(seconds * sequence as f64),
+                    None => now.max(plan.send_start),
+                };
+                if intended >= plan.send_end && plan.messages.is_none() {
+                    done = true;
+                    break;
+                }
+                if intended > now {
+                    next_send = Some(intended);
+                    break;
+                }
+                if self.shared.outstanding.load(Ordering::Relaxed) >= QUEUE_MESSAGES_MAX {
+                    queue_full = true;
+                    break;
+                }
+                if interval.is_none() && taken >= TURN_RECORDS_MAX {
+                    break;
+                }
+                self.take(sequence, intended, wall_ms);
+                self.shared.stats.sent.fetch_add(1, Ordering::Relaxed);
+                sequence += 1;
+                taken += 1;
+                measured += u64::from(intended >= plan.measure_start);
+            }
+            self.seal_lingered(now, done);
+            self.send(links)?;
+            if done {
+                break;
+            }
+            // Records are taken when the batch they join is due, not one wake-up each: a record
+            // waits in its batch from its intended time as it would in librdkafka's queue, and the
+            // batch is sealed when linger.ms has passed since its first record's intended time, or
+            // when the record that does not fit in it is due.
+            let next_seal = self.pending.values().map(|p| p.since + self.job.linger).min();
+            let wake = if queue_full {
+                Some(now + Duration::from_millis(1).min(self.job.linger))
+            } else if interval.is_none() {
+                // As fast as possible: take more at once.
+                continue;
+            } else if self.pending.is_empty() {
+                next_send
+            } else {
+                [next_seal, self.overflows_at(sequence, interval)].into_iter().flatten().min()
+            };
+            let wake = wake.unwrap_or(now + Duration::from_millis(1));
+            let now = Instant::now();
+            if wake > now {
+                std::thread::sleep(wake - now);
+            }
+        }
+        anyhow::ensure!(!self.shared.broken.load(Ordering::Relaxed), "protocol producer {}: a connection failed", self.job.index);
+        Ok(())
+    }
+
+    /// Adds one record, intended at `intended`, to its partition's batch (sealing that batch
+    /// first when the record would take it past batch.size).
+    fn take(&mut self, sequence: u64, intended: Instant, wall_ms: i64) {
+        let key = self.job.plan.keys.then(|| Bytes::from((sequence % 1024).to_string()));
+        let partition = match &key {
+            Some(key) => self.partitions[crc32c::crc32c(key) as usize % self.partitions.len()],
+            None => self.sticky_partition(intended),
+        };
+        let size = self.payload.len();
+        if self.arena.capacity() < size {
+            self.arena = BytesMut::with_capacity(size.max(1 << 20));
+        }
+        self.shared.clock.stamp(&mut self.payload, intended);
+        self.arena.extend_from_slice(&self.payload);
+        let value = self.arena.split().freeze();
+        let record_bytes = RECORD_FRAMING_BYTES + size + key.as_ref().map_or(0, Bytes::len);
+        if self.pending.get(&partition).is_some_and(|p| p.bytes + record_bytes > self.job.batch_size) {
+            self.seal(partition);
+        }
+        let pending = self.pending.entry(partition).or_insert_with(|| Pending {
+            records: Vec::new(),
+            intended: Vec::new(),
+            bytes: BATCH_HEADER_BYTES,
+            since: intended,
+        });
+        pending.records.push((key, Some(value), wall_ms));
+        pending.intended.push(self.shared.clock.nanos(intended));
+        pending.bytes += record_bytes;
+        self.shared.outstanding.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// With a rate and no keys: the intended time of the first record that will not fit in the
+    /// sticky partition's batch (record `sequence` is the next to take).
+    fn overflows_at(&self, sequence: u64, interval: Option<f64>) -> Option<Instant> {
+        let interval = interval.filter(|_| !self.job.plan.keys)?;
+        let pending = self.pending.get(&self.sticky?.0)?;
+        let fit = self.job.batch_size.saturating_sub(pending.bytes) / (RECORD_FRAMING_BYTES + self.payload.len());
+        Some(self.job.plan.send_start + Duration::from_secs_f64(interval * (sequence + fit as u64) as f64))
+    }
+
+    /// The sticky partition for a record intended at `at`.
+    fn sticky_partition(&mut self, at: Instant) -> i32 {
+        match self.sticky {
+            Some((partition, since)) if at.saturating_duration_since(since) < STICKY_FOR => partition,
+            _ => {
+                self.random ^= self.random << 13;
+                self.random ^= self.random >> 7;
+                self.random ^= self.random << 17;
+                let partition = self.partitions[(self.random % self.partitions.len() as u64) as usize];
+                self.sticky = Some((partition, at));
+                partition
+            }
+        }
+    }
+
+    /// Seals every batch that waited linger.ms (all of them at the end).
+    fn seal_lingered(&mut self, now: Instant, all: bool) {
+        let due: Vec<i32> =
+            self.pending.iter().filter(|(_, p)| all || now.saturating_duration_since(p.since) >= self.job.linger).map(|(k, _)| *k).collect();
+        for partition in due {
+            self.seal(partition);
+        }
+    }
+
+    fn seal(&mut self, partition: i32) {
+        let Some(pending) = self.pending.remove(&partition) else { return };
+        let compression = batch_compression(self.job.compression);
+        match encode_batch(pending.records, BatchProducer::NONE, compression) {
+            Ok(batch) => self.sealed.push(Sealed { partition, batch: batch.freeze(), intended: pending.intended }),
+            Err(e) => {
+                let count = pending.intended.len() as u64;
+                self.shared.stats.failed.fetch_add(count, Ordering::Relaxed);
+                note_error(self.shared, format!("encoding a batch: {e}"));
+                self.shared.outstanding.fetch_sub(count, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sends the sealed batches: one Produce request per leader, each partition at most once
+    /// per request (a partition with several sealed batches sends them in order).
+    fn send(&mut self, links: &mut BTreeMap<String, Link>) -> anyhow::Result<()> {
+        if self.shared.broken.load(Ordering::Relaxed) {
+            let flight = InFlight { correlation_id: 0, parts: self.sealed.drain(..).map(|s| (s.partition, s.intended)).collect() };
+            settle(self.shared, &flight, &Outcome::Lost, Instant::now());
+            return Ok(());
+        }
+        while !self.sealed.is_empty() {
+            let mut requests: BTreeMap<&str, Vec<Sealed>> = BTreeMap::new();
+            let mut later = Vec::new();
+            for sealed in self.sealed.drain(..) {
+                let leader = self.job.leaders[&sealed.partition].as_str();
+                let request = requests.entry(leader).or_default();
+                if request.iter().any(|s| s.partition == sealed.partition) {
+                    later.push(sealed);
+                } else {
+                    request.push(sealed);
+                }
+            }
+            for (leader, batches) in requests {
+                let link = links.get_mut(leader).expect("a link per leader");
+                self.send_one(link, batches)?;
+            }
+            self.sealed = later;
+        }
+        Ok(())
+    }
+
+    fn send_one(&self, link: &mut Link, batches: Vec<Sealed>) -> anyhow::Result<()> {
+        let partition_data =
+            batches.iter().map(|s| PartitionProduceData::default().with_index(s.partition).with_records(Some(s.batch.clone()))).collect();
+        let request = ProduceRequest::default()
+            .with_acks(acks_value(self.job.acks))
+            .with_timeout_ms(REQUEST_TIMEOUT_MS)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(self.job.plan.topic.clone())))
+                .with_partition_data(partition_data)]);
+        let correlation_id = link.connection.send(ApiKey::Produce, PRODUCE_VERSION, &request)?;
+        let flight = InFlight { correlation_id, parts: batches.into_iter().map(|s| (s.partition, s.intended)).collect() };
+        match &link.in_flight {
+            Some(in_flight) => in_flight.send(flight).map_err(|_| anyhow::anyhow!("protocol producer: the answer reader stopped")),
+            // acks=0: the broker does not answer.
+            None => {
+                settle(self.shared, &flight, &Outcome::Written, Instant::now());
+                Ok(())
+            }
+        }
+    }
+}
+
+fn acks_value(acks: Acks) -> i16 {
+    match acks {
+        Acks::None => 0,
+        Acks::Leader => 1,
+        Acks::All => -1,
+    }
+}
+
+fn batch_compression(compression: Compression) -> BatchCompression {
+    match compression {
+        Compression::None => BatchCompression::None,
+        Compression::Gzip => BatchCompression::Gzip,
+        Compression::Snappy => BatchCompression::Snappy,
+        Compression::Lz4 => BatchCompression::Lz4,
+        Compression::Zstd => BatchCompression::Zstd,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::bench::latency::LatencyRecorder;
+
+    fn job(rate: f64, keys: bool, batch_size: usize) -> RawProduce {
+        let start = Instant::now();
+        RawProduce {
+            index: 0,
+            plan: ProducerPlan {
+                topic: "t".to_owned(),
+                message_size: 100,
+                keys,
+                rate: Some(rate),
+                send_start: start,
+                measure_start: start,
+                send_end: start + Duration::from_secs(1),
+                messages: None,
+            },
+            leaders: (0..4).map(|p| (p, "127.0.0.1:1".to_owned())).collect(),
+            acks: Acks::All,
+            batch_size,
+            linger: Duration::from_millis(1),
+            compression: Compression::None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn shared() -> Shared {
+        let clock = BenchClock::new();
+        Shared {
+            clock,
+            recorder: LatencyRecorder::shared(clock.epoch),
+            stats: Arc::default(),
+            message_size: 100,
+            outstanding: AtomicU64::new(0),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    #[test]
+    fn keyless_records_stick_to_one_partition_and_batches_stop_at_batch_size() {
+        // Three 100-byte records fit: 61 + 3 * 110 = 391 <= 400.
+        let (job, shared) = (job(1000.0, false, 400), shared());
+        let mut sender = Sender::new(&job, &shared);
+        let start = job.plan.send_start;
+        for i in 0..7 {
+            sender.take(i, start + Duration::from_millis(i), 0);
+        }
+        // All within the sticky 10 ms: one partition, two full batches sealed, one pending.
+        let partitions: Vec<i32> = sender.sealed.iter().map(|s| s.partition).chain(sender.pending.keys().copied()).collect();
+        assert_eq!(partitions.len(), 3);
+        assert!(partitions.iter().all(|p| *p == partitions[0]));
+        assert_eq!(sender.sealed.iter().map(|s| s.intended.len()).collect::<Vec<_>>(), vec![3, 3]);
+        assert_eq!(shared.outstanding.load(Ordering::Relaxed), 7);
+        // The pending batch holds record 6; records 7 and 8 fit, so record 9 (intended at 9 ms)
+        // is the one that overflows it.
+        assert_eq!(sender.overflows_at(7, Some(0.001)), Some(start + Duration::from_millis(9)));
+        // Each sealed batch is a valid v2 batch of its records, stamped with their send times.
+        let mut batch = sender.sealed[1].batch.clone();
+        let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch).expect("a valid batch");
+        let sent: Vec<Option<Instant>> = decoded.records.iter().map(|r| shared.clock.read(r.value.as_deref().unwrap_or_default())).collect();
+        assert_eq!(sent, (3..6).map(|i| Some(start + Duration::from_millis(i))).collect::<Vec<_>>());
+        // After 10 ms the partition changes at random; over many changes every partition is used.
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..200u64 {
+            sender.take(7 + i, start + Duration::from_millis(20 + 10 * i), 0);
+            seen.insert(sender.sticky.map(|s| s.0));
+        }
+        assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn keyed_records_go_to_their_keys_partition_and_lingered_batches_seal() {
+        let (job, shared) = (job(1000.0, true, 1 << 20), shared());
+        let mut sender = Sender::new(&job, &shared);
+        let start = job.plan.send_start;
+        for i in 0..2048 {
+            sender.take(i, start, 0);
+        }
+        sender.seal_lingered(start + Duration::from_micros(999), false);
+        assert!(sender.sealed.is_empty(), "nothing waited linger.ms yet");
+        sender.seal_lingered(start + Duration::from_millis(1), false);
+        assert!(sender.pending.is_empty() && sender.sealed.len() == 4);
+        // Key k went where key k + 1024 went.
+        let mut partition_of = BTreeMap::new();
+        for sealed in &sender.sealed {
+            let mut batch = sealed.batch.clone();
+            for record in kafka_protocol::records::RecordBatchDecoder::decode(&mut batch).expect("valid").records {
+                let key = record.key.expect("keyed");
+                assert_eq!(*partition_of.entry(key).or_insert(sealed.partition), sealed.partition);
+            }
+        }
+        assert_eq!(partition_of.len(), 1024);
+    }
+}
