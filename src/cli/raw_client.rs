@@ -71,6 +71,11 @@ impl RawConnection {
         Resp::decode(&mut frame, version)
     }
 
+    /// How long a read may wait (the connection's timeout until then).
+    pub(crate) fn set_read_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))
+    }
+
     /// Closes the socket both ways: a thread blocked reading it wakes with an error.
     pub(crate) fn shutdown(&self) -> std::io::Result<()> {
         self.stream.shutdown(std::net::Shutdown::Both)

@@ -95,7 +95,7 @@ fn drain(job: &RawDrain, clock: BenchClock, stats: &ConsumeStats, stop: &AtomicB
                     let end = ranges[&partition.partition_index].1;
                     let set = partition.records.as_ref();
                     let (next, records) = match &job.latency {
-                        Some(recorder) => tail_records(set, *at, end, clock, recorder, stats, received)?,
+                        Some(recorder) => tail_records(set, *at, end, clock, recorder, stats, Instant::now)?,
                         None => count_records(set, *at, end),
                     };
                     if records > 0 {
@@ -151,7 +151,7 @@ fn whole_batches(set: &Bytes) -> impl Iterator<Item = (std::ops::Range<usize>, i
         }
         let range = at..at + total;
         at += total;
-        Some((range, base, base + i64::from(last_delta) + 1))
+        Some((range, base, base.checked_add(i64::from(last_delta))?.checked_add(1)?))
     })
 }
 
@@ -162,15 +162,16 @@ fn count_records(records: Option<&Bytes>, from: i64, end: i64) -> (i64, u64) {
     let (mut next, mut counted) = (from, 0u64);
     for (_, base, batch_next) in whole_batches(set) {
         if batch_next > next {
-            counted += u64::try_from(batch_next.min(end) - next.max(base)).unwrap_or(0);
+            counted += u64::try_from(batch_next.min(end).saturating_sub(next.max(base))).unwrap_or(0);
             next = batch_next;
         }
     }
     (next, counted)
 }
 
-/// As [`count_records`], and each record of this run from `from` on has its latency from its
-/// intended send time to `received` recorded.
+/// As [`count_records`], and each record of this run from `from` on has its latency recorded,
+/// from its intended send time to `now()` once its batch is decoded (when a librdkafka consumer
+/// could hand it out).
 fn tail_records(
     records: Option<&Bytes>,
     from: i64,
@@ -178,7 +179,7 @@ fn tail_records(
     clock: BenchClock,
     recorder: &SharedRecorder,
     stats: &ConsumeStats,
-    received: Instant,
+    now: impl Fn() -> Instant,
 ) -> anyhow::Result<(i64, u64)> {
     let Some(set) = records else { return Ok((from, 0)) };
     let (mut next, mut counted, mut measured) = (from, 0u64, 0u64);
@@ -188,6 +189,7 @@ fn tail_records(
             continue;
         }
         let batch = RecordBatchDecoder::decode(&mut set.slice(range)).map_err(|e| anyhow::anyhow!("a fetched batch: {e}"))?;
+        let received = now();
         for record in batch.records.iter().filter(|r| r.offset >= next && r.offset < end) {
             counted += 1;
             if let Some(intended) = record.value.as_deref().and_then(|v| clock.read(v)) {
@@ -235,7 +237,7 @@ mod tests {
         let stats = ConsumeStats::default();
         let received = clock.epoch + Duration::from_millis(50);
         // From offset 21: four records, of which this run's three are timed (all after warmup).
-        let (next, counted) = tail_records(Some(&set), 21, i64::MAX, clock, &recorder, &stats, received).expect("decodes");
+        let (next, counted) = tail_records(Some(&set), 21, i64::MAX, clock, &recorder, &stats, || received).expect("decodes");
         assert_eq!((next, counted), (25, 4));
         assert_eq!(stats.measured.load(Ordering::Relaxed), 3);
         let total = recorder.lock().expect("not poisoned").total.clone();
@@ -243,13 +245,13 @@ mod tests {
         // 50 - 20 and 50 - 40 ms, in microseconds (the histogram's precision).
         assert!(total.equivalent(total.max(), 30_000) && total.equivalent(total.min(), 10_000), "{} {}", total.min(), total.max());
         // From offset 20 up to 22 (exclusive): the warmup record is counted, not timed.
-        let (next, counted) = tail_records(Some(&set), 20, 22, clock, &recorder, &stats, received).expect("decodes");
+        let (next, counted) = tail_records(Some(&set), 20, 22, clock, &recorder, &stats, || received).expect("decodes");
         assert_eq!((next, counted), (25, 2));
         assert_eq!(stats.measured.load(Ordering::Relaxed), 4);
         // A damaged batch is an error, not a silent count.
         let mut damaged = set.to_vec();
         damaged[70] ^= 1;
-        assert!(tail_records(Some(&Bytes::from(damaged)), 20, i64::MAX, clock, &recorder, &stats, received).is_err());
+        assert!(tail_records(Some(&Bytes::from(damaged)), 20, i64::MAX, clock, &recorder, &stats, || received).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A producer that speaks the Kafka protocol itself (`--client protocol`): records batched per
-//! partition as librdkafka batches them with the bench's settings, Produce requests pipelined on
-//! one connection per leader, and each record's latency taken from the answer to its request.
+//! partition as librdkafka batches them with the bench's settings, one Produce request per batch
+//! (as librdkafka sends them) pipelined on one connection per leader, and each record's latency
+//! taken from the answer to its request.
 //! It puts the same shape of load on the broker as a librdkafka producer (the same batch.size,
 //! linger.ms, acks and sticky partitioning) at a fraction of the client CPU, so on a machine
 //! where the load generator has one core, the broker and not the client sets the ceiling.
@@ -32,6 +33,11 @@ use crate::cli::raw_client::RawConnection;
 const PRODUCE_VERSION: i16 = 8;
 /// librdkafka's request.timeout.ms: how long the leader may wait for acks=all.
 const REQUEST_TIMEOUT_MS: i32 = 30_000;
+/// librdkafka's message.timeout.ms as the bench sets it: how long an answer may take before
+/// the connection counts as lost (a slow answer is latency, not a failure).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// librdkafka's message.max.bytes: a batch never grows past it, whatever batch.size says.
+const MESSAGE_MAX_BYTES: usize = 1_000_000;
 /// librdkafka's queue.buffering.max.messages: records produced and not yet answered. A full
 /// queue holds the sender back, and the wait counts in the records' latency.
 const QUEUE_MESSAGES_MAX: u64 = 100_000;
@@ -45,6 +51,8 @@ const BATCH_HEADER_BYTES: usize = 61;
 const RECORD_FRAMING_BYTES: usize = 10;
 /// At most this many records are taken in one turn of a max-rate sender before it sends.
 const TURN_RECORDS_MAX: usize = 1024;
+/// How long a sender whose queue is full waits before looking again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 /// How long the end of a run waits for the last answers (as the librdkafka producer's flush).
 const FLUSH_WAIT: Duration = Duration::from_secs(60);
 
@@ -122,7 +130,8 @@ pub fn spawn(
     let thread = std::thread::Builder::new().name(format!("bench-producer-{}", job.index)).spawn(move || {
         let sent = Sender::new(&job, &shared).run(&mut links, &halt);
         let deadline = Instant::now() + FLUSH_WAIT;
-        while shared.outstanding.load(Ordering::Relaxed) > 0 && !shared.broken.load(Ordering::Relaxed) && Instant::now() < deadline {
+        // A lost connection's reader settles its requests as lost; the others' answers still count.
+        while shared.outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         for link in links.values_mut() {
@@ -145,6 +154,7 @@ fn connect(leader: &str, timeout: Duration, acks: Acks, shared: &Arc<Shared>) ->
     }
     let (in_flight, answers) = flume::unbounded::<InFlight>();
     let mut reading = connection.try_clone()?;
+    reading.set_read_timeout(ANSWER_TIMEOUT)?;
     let shared = Arc::clone(shared);
     let reader = std::thread::Builder::new().name("bench-produce-answers".to_owned()).spawn(move || {
         while let Ok(flight) = answers.recv() {
@@ -293,7 +303,7 @@ impl<'a> Sender<'a> {
                 measured += u64::from(intended >= plan.measure_start);
             }
             self.seal_lingered(now, done);
-            self.send(links)?;
+            self.send(links);
             if done {
                 break;
             }
@@ -303,16 +313,16 @@ impl<'a> Sender<'a> {
             // when the record that does not fit in it is due.
             let next_seal = self.pending.values().map(|p| p.since + self.job.linger).min();
             let wake = if queue_full {
-                Some(now + Duration::from_millis(1).min(self.job.linger))
+                [Some(now + QUEUE_FULL_WAIT), next_seal].into_iter().flatten().min()
             } else if interval.is_none() {
-                // As fast as possible: take more at once.
-                continue;
+                // As fast as possible: take more at once (from the start time on).
+                next_send
             } else if self.pending.is_empty() {
                 next_send
             } else {
                 [next_seal, self.overflows_at(sequence, interval)].into_iter().flatten().min()
             };
-            let wake = wake.unwrap_or(now + Duration::from_millis(1));
+            let Some(wake) = wake else { continue };
             let now = Instant::now();
             if wake > now {
                 std::thread::sleep(wake - now);
@@ -323,11 +333,12 @@ impl<'a> Sender<'a> {
     }
 
     /// Adds one record, intended at `intended`, to its partition's batch (sealing that batch
-    /// first when the record would take it past batch.size).
+    /// first when the record would take it past batch.size, or came after its linger.ms).
     fn take(&mut self, sequence: u64, intended: Instant, wall_ms: i64) {
         let key = self.job.plan.keys.then(|| Bytes::from((sequence % 1024).to_string()));
         let partition = match &key {
-            Some(key) => self.partitions[crc32c::crc32c(key) as usize % self.partitions.len()],
+            // librdkafka's default partitioner (consistent_random): CRC-32 of the key.
+            Some(key) => self.partitions[crc32fast::hash(key) as usize % self.partitions.len()],
             None => self.sticky_partition(intended),
         };
         let size = self.payload.len();
@@ -338,7 +349,10 @@ impl<'a> Sender<'a> {
         self.arena.extend_from_slice(&self.payload);
         let value = self.arena.split().freeze();
         let record_bytes = RECORD_FRAMING_BYTES + size + key.as_ref().map_or(0, Bytes::len);
-        if self.pending.get(&partition).is_some_and(|p| p.bytes + record_bytes > self.job.batch_size) {
+        // The batch was sealed before this record was due (it is taken late, at the wake-up
+        // that seals it) or has no room for it: the record starts the next one.
+        let lingered = |p: &Pending| !self.job.linger.is_zero() && intended >= p.since + self.job.linger;
+        if self.pending.get(&partition).is_some_and(|p| p.bytes + record_bytes > self.batch_limit() || lingered(p)) {
             self.seal(partition);
         }
         let pending = self.pending.entry(partition).or_insert_with(|| Pending {
@@ -353,13 +367,26 @@ impl<'a> Sender<'a> {
         self.shared.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// With a rate and no keys: the intended time of the first record that will not fit in the
-    /// sticky partition's batch (record `sequence` is the next to take).
+    /// With a rate: the intended time of the first record that will not fit in its partition's
+    /// batch (record `sequence` is the next to take). Without keys that is the sticky partition's
+    /// batch; with keys, spread evenly over the partitions, the fullest batch's.
     fn overflows_at(&self, sequence: u64, interval: Option<f64>) -> Option<Instant> {
-        let interval = interval.filter(|_| !self.job.plan.keys)?;
-        let pending = self.pending.get(&self.sticky?.0)?;
-        let fit = self.job.batch_size.saturating_sub(pending.bytes) / (RECORD_FRAMING_BYTES + self.payload.len());
-        Some(self.job.plan.send_start + Duration::from_secs_f64(interval * (sequence + fit as u64) as f64))
+        let interval = interval?;
+        let record_bytes = RECORD_FRAMING_BYTES + self.payload.len();
+        let later = |pending: &Pending, every: u64| {
+            let fit = self.batch_limit().saturating_sub(pending.bytes) / record_bytes;
+            self.job.plan.send_start + Duration::from_secs_f64(interval * (sequence + fit as u64 * every) as f64)
+        };
+        if self.job.plan.keys {
+            self.pending.values().map(|p| later(p, self.partitions.len() as u64)).min()
+        } else {
+            Some(later(self.pending.get(&self.sticky?.0)?, 1))
+        }
+    }
+
+    /// The most a batch may hold: batch.size, never past message.max.bytes.
+    fn batch_limit(&self) -> usize {
+        self.job.batch_size.min(MESSAGE_MAX_BYTES)
     }
 
     /// The sticky partition for a record intended at `at`.
@@ -400,51 +427,59 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// Sends the sealed batches: one Produce request per leader, each partition at most once
-    /// per request (a partition with several sealed batches sends them in order).
-    fn send(&mut self, links: &mut BTreeMap<String, Link>) -> anyhow::Result<()> {
-        if self.shared.broken.load(Ordering::Relaxed) {
-            let flight = InFlight { correlation_id: 0, parts: self.sealed.drain(..).map(|s| (s.partition, s.intended)).collect() };
-            settle(self.shared, &flight, &Outcome::Lost, Instant::now());
-            return Ok(());
-        }
-        while !self.sealed.is_empty() {
-            let mut requests: BTreeMap<&str, Vec<Sealed>> = BTreeMap::new();
-            let mut later = Vec::new();
-            for sealed in self.sealed.drain(..) {
-                let leader = self.job.leaders[&sealed.partition].as_str();
-                let request = requests.entry(leader).or_default();
-                if request.iter().any(|s| s.partition == sealed.partition) {
-                    later.push(sealed);
-                } else {
-                    request.push(sealed);
-                }
+    /// Sends the sealed batches in order, one Produce request each. When a connection fails,
+    /// what was not sent counts as lost, and the sender stops at its next turn (with what it
+    /// still holds counted as lost too).
+    fn send(&mut self, links: &mut BTreeMap<String, Link>) {
+        let mut sealed = std::mem::take(&mut self.sealed).into_iter();
+        while let Some(batch) = sealed.next() {
+            if self.shared.broken.load(Ordering::Relaxed) {
+                self.lose(std::iter::once(batch).chain(sealed));
+                return;
             }
-            for (leader, batches) in requests {
-                let link = links.get_mut(leader).expect("a link per leader");
-                self.send_one(link, batches)?;
+            let link = links.get_mut(&self.job.leaders[&batch.partition]).expect("a link per leader");
+            if let Err(e) = self.send_one(link, batch) {
+                tracing::warn!(error = %e, "protocol producer: sending failed");
+                self.shared.broken.store(true, Ordering::Relaxed);
+                note_error(self.shared, "NETWORK_EXCEPTION".to_owned());
+                // The reader wakes, settles what this connection has in flight as lost, and ends.
+                let _ = link.connection.shutdown();
+                self.lose(sealed);
+                return;
             }
-            self.sealed = later;
         }
-        Ok(())
     }
 
-    fn send_one(&self, link: &mut Link, batches: Vec<Sealed>) -> anyhow::Result<()> {
-        let partition_data =
-            batches.iter().map(|s| PartitionProduceData::default().with_index(s.partition).with_records(Some(s.batch.clone()))).collect();
+    fn lose(&self, batches: impl Iterator<Item = Sealed>) {
+        let flight = InFlight { correlation_id: 0, parts: batches.map(|s| (s.partition, s.intended)).collect() };
+        settle(self.shared, &flight, &Outcome::Lost, Instant::now());
+    }
+
+    /// Writes one batch's request and hands it to the answer reader; a batch that was not
+    /// written (or whose answer no reader will read) is settled as lost here.
+    fn send_one(&self, link: &mut Link, batch: Sealed) -> anyhow::Result<()> {
         let request = ProduceRequest::default()
             .with_acks(acks_value(self.job.acks))
             .with_timeout_ms(REQUEST_TIMEOUT_MS)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(self.job.plan.topic.clone())))
-                .with_partition_data(partition_data)]);
-        let correlation_id = link.connection.send(ApiKey::Produce, PRODUCE_VERSION, &request)?;
-        let flight = InFlight { correlation_id, parts: batches.into_iter().map(|s| (s.partition, s.intended)).collect() };
+                .with_partition_data(vec![PartitionProduceData::default().with_index(batch.partition).with_records(Some(batch.batch))])]);
+        let flight = |correlation_id| InFlight { correlation_id, parts: vec![(batch.partition, batch.intended)] };
+        let correlation_id = match link.connection.send(ApiKey::Produce, PRODUCE_VERSION, &request) {
+            Ok(id) => id,
+            Err(e) => {
+                settle(self.shared, &flight(0), &Outcome::Lost, Instant::now());
+                return Err(e);
+            }
+        };
         match &link.in_flight {
-            Some(in_flight) => in_flight.send(flight).map_err(|_| anyhow::anyhow!("protocol producer: the answer reader stopped")),
+            Some(in_flight) => in_flight.send(flight(correlation_id)).map_err(|lost| {
+                settle(self.shared, &lost.into_inner(), &Outcome::Lost, Instant::now());
+                anyhow::anyhow!("protocol producer: the answer reader stopped")
+            }),
             // acks=0: the broker does not answer.
             None => {
-                settle(self.shared, &flight, &Outcome::Written, Instant::now());
+                settle(self.shared, &flight(correlation_id), &Outcome::Written, Instant::now());
                 Ok(())
             }
         }
@@ -510,13 +545,14 @@ mod tests {
     }
 
     #[test]
-    fn keyless_records_stick_to_one_partition_and_batches_stop_at_batch_size() {
-        // Three 100-byte records fit: 61 + 3 * 110 = 391 <= 400.
-        let (job, shared) = (job(1000.0, false, 400), shared());
+    fn keyless_records_stick_to_one_partition_and_batches_stop_at_batch_size_or_linger() {
+        // Three 100-byte records fit: 61 + 3 * 110 = 391 <= 400. Records 100 us apart.
+        let (job, shared) = (job(10_000.0, false, 400), shared());
         let mut sender = Sender::new(&job, &shared);
         let start = job.plan.send_start;
+        let at = |i: u64| start + Duration::from_micros(100 * i);
         for i in 0..7 {
-            sender.take(i, start + Duration::from_millis(i), 0);
+            sender.take(i, at(i), 0);
         }
         // All within the sticky 10 ms: one partition, two full batches sealed, one pending.
         let partitions: Vec<i32> = sender.sealed.iter().map(|s| s.partition).chain(sender.pending.keys().copied()).collect();
@@ -524,21 +560,59 @@ mod tests {
         assert!(partitions.iter().all(|p| *p == partitions[0]));
         assert_eq!(sender.sealed.iter().map(|s| s.intended.len()).collect::<Vec<_>>(), vec![3, 3]);
         assert_eq!(shared.outstanding.load(Ordering::Relaxed), 7);
-        // The pending batch holds record 6; records 7 and 8 fit, so record 9 (intended at 9 ms)
-        // is the one that overflows it.
-        assert_eq!(sender.overflows_at(7, Some(0.001)), Some(start + Duration::from_millis(9)));
+        // The pending batch holds record 6; records 7 and 8 fit, so record 9 is the one that
+        // overflows it.
+        assert_eq!(sender.overflows_at(7, Some(0.0001)), Some(at(9)));
         // Each sealed batch is a valid v2 batch of its records, stamped with their send times.
         let mut batch = sender.sealed[1].batch.clone();
         let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch).expect("a valid batch");
         let sent: Vec<Option<Instant>> = decoded.records.iter().map(|r| shared.clock.read(r.value.as_deref().unwrap_or_default())).collect();
-        assert_eq!(sent, (3..6).map(|i| Some(start + Duration::from_millis(i))).collect::<Vec<_>>());
+        assert_eq!(sent, (3..6).map(|i| Some(at(i))).collect::<Vec<_>>());
+        // A record due linger.ms (1 ms) after the pending batch's first starts a new batch, even
+        // when it is taken late.
+        sender.take(7, at(16), 0);
+        assert_eq!(sender.sealed.iter().map(|s| s.intended.len()).collect::<Vec<_>>(), vec![3, 3, 1]);
+        assert_eq!(sender.pending.values().map(|p| p.intended.len()).collect::<Vec<_>>(), vec![1]);
         // After 10 ms the partition changes at random; over many changes every partition is used.
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..200u64 {
-            sender.take(7 + i, start + Duration::from_millis(20 + 10 * i), 0);
+            sender.take(8 + i, start + Duration::from_millis(20 + 10 * i), 0);
             seen.insert(sender.sticky.map(|s| s.0));
         }
         assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn records_on_a_lost_connection_count_as_failed_and_nothing_stays_outstanding() {
+        // A "broker" that accepts and hangs up at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let address = listener.local_addr().expect("an address").to_string();
+        let closer = std::thread::spawn(move || drop(listener.accept()));
+        let mut job = job(1000.0, false, 400);
+        job.leaders = (0..4).map(|p| (p, address.clone())).collect();
+        let shared = Arc::new(shared());
+        let mut links = BTreeMap::from([(address.clone(), connect(&address, Duration::from_secs(5), Acks::All, &shared).expect("connects"))]);
+        closer.join().expect("closed");
+        let mut sender = Sender::new(&job, &shared);
+        let start = job.plan.send_start;
+        // Batches are sent until the lost connection shows; then everything counts as lost.
+        for round in 0..50u64 {
+            for i in 0..7 {
+                sender.take(round * 7 + i, start + Duration::from_millis(round * 7 + i), 0);
+            }
+            sender.seal_lingered(start + Duration::from_secs(1), true);
+            sender.send(&mut links);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(shared.outstanding.load(Ordering::Relaxed), 0);
+        assert!(shared.broken.load(Ordering::Relaxed));
+        assert_eq!(shared.stats.failed.load(Ordering::Relaxed), 350);
+        assert_eq!(shared.stats.acked.load(Ordering::Relaxed), 0);
+        assert_eq!(shared.stats.first_error.lock().expect("not poisoned").as_deref(), Some("NETWORK_EXCEPTION"));
     }
 
     #[test]
