@@ -131,6 +131,20 @@ class Session:
             self.plots.append((name, Path(f"{stem}.png")))
         return doc
 
+    def delete_topic(self, broker: Broker, topic: str, timeout_s: float = 60.0) -> None:
+        """Deletes `topic` and waits until its partition directories are gone, so a ladder's
+        steps do not fill the disk (W2 at 400,000 msg/s writes 14 GB a step)."""
+        s = self.settings
+        done = subprocess.run([str(s.strand), "topic", "delete", topic, "--brokers", s.listen],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"deleting topic {topic}: {done.stderr.strip()[-500:]}")
+        deadline = time.monotonic() + timeout_s
+        while any(broker.data_dir.glob(f"{topic}-*")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {topic}'s files were still in {broker.data_dir} {timeout_s:.0f} s after deleting it")
+            time.sleep(0.2)
+
     def copy_plot(self, source_name: str, target: str) -> str | None:
         """Copies a plot to OUT/benchmarks/TARGET.png (the layout docs/ uses); its doc link."""
         for name, path in self.plots:

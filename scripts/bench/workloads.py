@@ -4,7 +4,7 @@ latencies are milliseconds, rates messages (or MiB) per second.
 probe  max-rate produce per mode: W1's rate is half the slowest mode's, W2 starts from it
 W1     fixed rate, 1 KiB values: end-to-end latency
 W2     W1 stepped up (x1.25) until end-to-end p99 passes 50 ms or the rate is not kept, twice;
-       then bisected between the last rate kept and that one
+       then bisected between the last rate kept and that one; each step in a fresh topic
 W3     W1 plus a consumer draining a backlog from offset 0, after the page cache was dropped; the
        two alternate in rounds
 W5     16, 256, 1024 partitions at W1's rate, then at max rate; memory per partition
@@ -131,8 +131,12 @@ def w2(session: Session, start_rates: dict) -> dict:
             cpu_before = broker.cpu_seconds()
             messages = bytes_ = 0
             while ladder.rate is not None:
-                rate = ladder.rate
-                doc = session.bench(broker, f"W2/{mode}/step-{len(steps) + 1:02d}", [*e2e(rate, s.step_s), *load(s, "w2")])
+                rate, step = ladder.rate, len(steps) + 1
+                # Each step in a topic of its own, deleted after it: a fresh log every step, and
+                # a long ladder at several hundred MB/s does not fill the disk.
+                topic = f"w2-{step:02d}"
+                doc = session.bench(broker, f"W2/{mode}/step-{step:02d}", [*e2e(rate, s.step_s), *load(s, topic)])
+                session.delete_topic(broker, topic)
                 messages, bytes_ = messages + produced_messages(doc), bytes_ + produced_bytes(doc)
                 f = phase_figures(doc["phases"][-1])
                 ok = step_passes(s, rate, f)

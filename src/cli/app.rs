@@ -1,6 +1,7 @@
 //! The top-level command: argument parsing, logging, dispatch, and the one-line error exit.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -97,10 +98,39 @@ pub fn run() -> i32 {
 fn init_logging(serving: bool) {
     let default = if serving { "info" } else { "warn,rdkafka=off" };
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into()))
         .init();
+}
+
+/// Log lines stderr refused, not yet reported.
+static LOG_LINES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// stderr for log lines, where a line that cannot be written is dropped and counted. A full
+/// disk under a redirected log or a closed pipe must not stop a broker: tracing-subscriber
+/// reports a failed write with `eprintln!`, which panics when stderr itself fails, and a
+/// panic aborts the broker (serve.rs). The count is written before the next line that gets
+/// through.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        let dropped = LOG_LINES_DROPPED.load(Ordering::Relaxed);
+        if dropped > 0 && writeln!(stderr, "[strand] {dropped} log lines were dropped: stderr could not be written").is_ok() {
+            LOG_LINES_DROPPED.fetch_sub(dropped, Ordering::Relaxed);
+        }
+        if stderr.write_all(line).is_err() {
+            LOG_LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 fn print_config(args: &BrokerConfigArgs) -> anyhow::Result<()> {
