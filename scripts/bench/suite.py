@@ -135,14 +135,20 @@ class Session:
         """Deletes `topic` and waits until its partition directories are gone, so a ladder's
         steps do not fill the disk (W2 at 400,000 msg/s writes 14 GB a step)."""
         s = self.settings
-        done = subprocess.run([str(s.strand), "topic", "delete", topic, "--brokers", s.listen],
-                              capture_output=True, text=True)
+        try:
+            done = subprocess.run([str(s.strand), "topic", "delete", topic, "--brokers", s.listen],
+                                  capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log(f"deleting topic {topic} took over {timeout_s:.0f} s; going on")
+            return
         if done.returncode != 0:
-            raise RuntimeError(f"deleting topic {topic}: {done.stderr.strip()[-500:]}")
+            log(f"deleting topic {topic} failed, going on: {done.stderr.strip()[-300:]}")
+            return
         deadline = time.monotonic() + timeout_s
         while any(broker.data_dir.glob(f"{topic}-*")):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"topic {topic}'s files were still in {broker.data_dir} {timeout_s:.0f} s after deleting it")
+                log(f"topic {topic}'s files were still in {broker.data_dir} {timeout_s:.0f} s after deleting it; going on")
+                return
             time.sleep(0.2)
 
     def copy_plot(self, source_name: str, target: str) -> str | None:

@@ -136,7 +136,6 @@ def w2(session: Session, start_rates: dict) -> dict:
                 # a long ladder at several hundred MB/s does not fill the disk.
                 topic = f"w2-{step:02d}"
                 doc = session.bench(broker, f"W2/{mode}/step-{step:02d}", [*e2e(rate, s.step_s), *load(s, topic)])
-                session.delete_topic(broker, topic)
                 messages, bytes_ = messages + produced_messages(doc), bytes_ + produced_bytes(doc)
                 f = phase_figures(doc["phases"][-1])
                 ok = step_passes(s, rate, f)
@@ -147,6 +146,8 @@ def w2(session: Session, start_rates: dict) -> dict:
                 if ok and (best is None or f["messages_per_second"] > best["messages_per_second"]):
                     best = steps[-1]
                 ladder.record(ok)
+                if not s.keep_data:
+                    session.delete_topic(broker, topic)
             cost = cost_figures(broker.cpu_seconds() - cpu_before, messages, bytes_, broker.peak_rss_kib())
         modes[mode] = {"max_sustainable": best, "steps": steps, **cost}
         if best:

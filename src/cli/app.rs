@@ -1,5 +1,6 @@
 //! The top-level command: argument parsing, logging, dispatch, and the one-line error exit.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -87,7 +88,9 @@ pub fn run() -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("strand: {e}");
+            // Not eprintln!, which panics when stderr cannot be written (and a broker's panic
+            // hook aborts).
+            let _ = writeln!(std::io::stderr(), "strand: {e}");
             1
         }
     }
@@ -116,20 +119,26 @@ struct LossyStderr;
 
 impl std::io::Write for LossyStderr {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut stderr = std::io::stderr().lock();
-        let dropped = LOG_LINES_DROPPED.load(Ordering::Relaxed);
-        if dropped > 0 && writeln!(stderr, "[strand] {dropped} log lines were dropped: stderr could not be written").is_ok() {
-            LOG_LINES_DROPPED.fetch_sub(dropped, Ordering::Relaxed);
-        }
-        if stderr.write_all(line).is_err() {
-            LOG_LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
-        }
+        write_line(&mut std::io::stderr().lock(), line, &LOG_LINES_DROPPED);
         Ok(line.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         let _ = std::io::stderr().flush();
         Ok(())
+    }
+}
+
+/// Writes one log line to `out`, after the count of lines dropped before it; a line `out`
+/// refuses is counted in `dropped`.
+fn write_line(out: &mut impl std::io::Write, line: &[u8], dropped: &AtomicU64) {
+    let count = dropped.load(Ordering::Relaxed);
+    // On a line of its own: a failed write may have left part of a line behind.
+    if count > 0 && writeln!(out, "\n[strand] {count} log lines were dropped: stderr could not be written").is_ok() {
+        dropped.fetch_sub(count, Ordering::Relaxed);
+    }
+    if out.write_all(line).is_err() {
+        dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -149,6 +158,42 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn log_lines_stderr_refuses_are_dropped_and_counted_before_the_next_that_gets_through() {
+        /// Accepts writes unless `failing`; a failing write takes a few bytes first, as a
+        /// short write before an error does.
+        struct Flaky {
+            failing: bool,
+            out: Vec<u8>,
+        }
+        impl std::io::Write for Flaky {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.failing {
+                    self.out.extend_from_slice(&buf[..buf.len().min(2)]);
+                    return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+                }
+                self.out.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (mut out, dropped) = (Flaky { failing: false, out: Vec::new() }, AtomicU64::new(0));
+        write_line(&mut out, b"one\n", &dropped);
+        out.failing = true;
+        write_line(&mut out, b"two\n", &dropped);
+        write_line(&mut out, b"three\n", &dropped);
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        out.failing = false;
+        write_line(&mut out, b"four\n", &dropped);
+        assert_eq!(dropped.load(Ordering::Relaxed), 0);
+        let text = String::from_utf8(out.out).expect("text");
+        // The fragments the failing writes left ("tw", the notice's "\n[" and "th"), then the
+        // count on a line of its own, then the next line.
+        assert_eq!(text, "one\ntw\n[th\n[strand] 2 log lines were dropped: stderr could not be written\nfour\n");
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {

@@ -71,9 +71,11 @@ impl RawConnection {
         Resp::decode(&mut frame, version)
     }
 
-    /// How long a read may wait (the connection's timeout until then).
-    pub(crate) fn set_read_timeout(&self, timeout: Duration) -> std::io::Result<()> {
-        self.stream.set_read_timeout(Some(timeout))
+    /// How long a read or a write may wait (the connection's timeout until then); the socket's,
+    /// so every handle on it.
+    pub(crate) fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))?;
+        self.stream.set_write_timeout(Some(timeout))
     }
 
     /// Closes the socket both ways: a thread blocked reading it wakes with an error.

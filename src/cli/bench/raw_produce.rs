@@ -153,8 +153,11 @@ fn connect(leader: &str, timeout: Duration, acks: Acks, shared: &Arc<Shared>) ->
         return Ok(Link { connection, in_flight: None, reader: None });
     }
     let (in_flight, answers) = flume::unbounded::<InFlight>();
+    // A slow answer, or a broker that stops reading while it works through what it has, is
+    // latency up to message.timeout.ms, not a lost connection (the timeouts are the socket's,
+    // so the sending handle has them too).
     let mut reading = connection.try_clone()?;
-    reading.set_read_timeout(ANSWER_TIMEOUT)?;
+    reading.set_timeouts(ANSWER_TIMEOUT)?;
     let shared = Arc::clone(shared);
     let reader = std::thread::Builder::new().name("bench-produce-answers".to_owned()).spawn(move || {
         while let Ok(flight) = answers.recv() {
@@ -165,7 +168,9 @@ fn connect(leader: &str, timeout: Duration, acks: Acks, shared: &Arc<Shared>) ->
                     shared.broken.store(true, Ordering::Relaxed);
                     note_error(&shared, "NETWORK_EXCEPTION".to_owned());
                     settle(&shared, &flight, &Outcome::Lost, Instant::now());
-                    answers.drain().for_each(|f| settle(&shared, &f, &Outcome::Lost, Instant::now()));
+                    // Until the sender stops (it sees `broken` at its next batch), whatever it
+                    // still hands over is lost too.
+                    answers.iter().for_each(|f| settle(&shared, &f, &Outcome::Lost, Instant::now()));
                     return;
                 }
             }
