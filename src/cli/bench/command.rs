@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::engine::{client_name, Bench, PhaseResult, PhaseSpec};
+use super::engine::{client_name, Bench, PhaseSpec};
+use super::phase_result::PhaseResult;
 use super::load_args::LoadArgs;
 use super::payload::BenchClock;
 use super::plot::{self, Series, E2E_COLOR, PRODUCE_COLOR};

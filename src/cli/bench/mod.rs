@@ -15,6 +15,7 @@ mod engine;
 mod latency;
 mod load_args;
 mod payload;
+mod phase_result;
 mod plot;
 mod producers;
 mod progress;

@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::cpu::CpuShare;
-use super::engine::{ConsumeFigures, PhaseResult, ProduceFigures};
+use super::phase_result::{ConsumeFigures, PhaseResult, ProduceFigures};
 use super::latency::{LatencyRecorder, Percentiles};
 use crate::cli::table::Table;
 

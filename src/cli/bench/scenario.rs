@@ -16,7 +16,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::command::{setup, spec, write_outputs};
-use super::engine::{client_name, Client, PhaseResult, PhaseSpec};
+use super::engine::{client_name, Client, PhaseSpec};
+use super::phase_result::PhaseResult;
 use super::latency::Percentiles;
 use super::load_args::LoadArgs;
 use super::report::{phase_json, phase_table};

@@ -1,99 +1,24 @@
-//! A producer that speaks the Kafka protocol itself (`--client protocol`): records batched per
-//! partition as librdkafka batches them with the bench's settings, one Produce request per batch
-//! (as librdkafka sends them) pipelined on one connection per leader, and each record's latency
-//! taken from the answer to its request.
-//! It puts the same shape of load on the broker as a librdkafka producer (the same batch.size,
-//! linger.ms, acks and sticky partitioning) at a fraction of the client CPU, so on a machine
-//! where the load generator has one core, the broker and not the client sets the ceiling.
-//!
-//! What it does not do, unlike librdkafka: retry (a batch the broker refuses counts as failed),
-//! follow leader changes, idempotence, or apply `-X` client properties.
+//! The sending side of a protocol producer: records taken on their schedule into per-partition
+//! batches as librdkafka forms them, sealed at batch.size or linger.ms, one Produce request each.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression as BatchCompression;
 use strand::protocol::record_batch::{encode_batch, BatchProducer, NewRecord};
 
-use super::latency::SharedRecorder;
-use super::payload::{filler, BenchClock};
-use super::producers::{ProduceStats, ProducerPlan};
-use crate::cli::kafka_error::protocol_name;
+use super::answers::{settle, InFlight, Link, Outcome};
+use super::{
+    note_error, RawProduce, Shared, BATCH_HEADER_BYTES, MESSAGE_MAX_BYTES, PRODUCE_VERSION, QUEUE_FULL_WAIT,
+    QUEUE_MESSAGES_MAX, RECORD_FRAMING_BYTES, REQUEST_TIMEOUT_MS, STICKY_FOR, TURN_RECORDS_MAX,
+};
+use crate::cli::bench::payload::filler;
 use crate::cli::produce::{Acks, Compression};
-use crate::cli::raw_client::RawConnection;
-
-/// Produce v8: the last version before flexible encodings, as librdkafka 2.x sends.
-const PRODUCE_VERSION: i16 = 8;
-/// librdkafka's request.timeout.ms: how long the leader may wait for acks=all.
-const REQUEST_TIMEOUT_MS: i32 = 30_000;
-/// librdkafka's message.timeout.ms as the bench sets it: how long an answer may take before
-/// the connection counts as lost (a slow answer is latency, not a failure).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
-/// librdkafka's message.max.bytes: a batch never grows past it, whatever batch.size says.
-const MESSAGE_MAX_BYTES: usize = 1_000_000;
-/// librdkafka's queue.buffering.max.messages: records produced and not yet answered. A full
-/// queue holds the sender back, and the wait counts in the records' latency.
-const QUEUE_MESSAGES_MAX: u64 = 100_000;
-/// librdkafka's sticky.partitioning.linger.ms: records without a key go to one partition,
-/// chosen at random, for this long.
-const STICKY_FOR: Duration = Duration::from_millis(10);
-/// A v2 batch's header, and what a record's framing typically adds to its key and value
-/// (length, attributes, timestamp and offset deltas, key and value lengths, header count: 10
-/// bytes for a 1 KiB value without a key). batch.size is a target, as in librdkafka.
-const BATCH_HEADER_BYTES: usize = 61;
-const RECORD_FRAMING_BYTES: usize = 10;
-/// At most this many records are taken in one turn of a max-rate sender before it sends.
-const TURN_RECORDS_MAX: usize = 1024;
-/// How long a sender whose queue is full waits before looking again.
-const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
-/// How long the end of a run waits for the last answers (as the librdkafka producer's flush).
-const FLUSH_WAIT: Duration = Duration::from_secs(60);
-
-/// What one protocol producer sends.
-#[derive(Debug, Clone)]
-pub struct RawProduce {
-    pub index: usize,
-    pub plan: ProducerPlan,
-    /// Each partition's leader, host:port.
-    pub leaders: BTreeMap<i32, String>,
-    pub acks: Acks,
-    pub batch_size: usize,
-    pub linger: Duration,
-    pub compression: Compression,
-    pub timeout: Duration,
-}
-
-/// What the sender and the answer readers share.
-struct Shared {
-    clock: BenchClock,
-    recorder: SharedRecorder,
-    stats: Arc<ProduceStats>,
-    message_size: u64,
-    /// Records taken and not yet answered (or failed).
-    outstanding: AtomicU64,
-    /// A connection failed: the sender stops.
-    broken: AtomicBool,
-}
-
-/// One Produce request on its way: its records' intended send times, by partition.
-struct InFlight {
-    correlation_id: i32,
-    parts: Vec<(i32, Vec<u64>)>,
-}
-
-/// One leader's connection: the sender writes, a reader thread settles the answers in order.
-struct Link {
-    connection: RawConnection,
-    in_flight: Option<flume::Sender<InFlight>>,
-    reader: Option<JoinHandle<()>>,
-}
 
 /// Records gathered for one partition's next batch.
 struct Pending {
@@ -110,133 +35,8 @@ struct Sealed {
     intended: Vec<u64>,
 }
 
-/// Starts one protocol producer thread; it ends when its plan is done or `halt` is set, after
-/// the answers to everything it sent are in (or [`FLUSH_WAIT`] passed).
-pub fn spawn(
-    job: RawProduce,
-    clock: BenchClock,
-    recorder: SharedRecorder,
-    stats: Arc<ProduceStats>,
-    halt: Arc<AtomicBool>,
-) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
-    let message_size = job.plan.message_size as u64;
-    let shared = Arc::new(Shared { clock, recorder, stats, message_size, outstanding: AtomicU64::new(0), broken: AtomicBool::new(false) });
-    let mut links = BTreeMap::new();
-    for leader in job.leaders.values() {
-        if !links.contains_key(leader) {
-            links.insert(leader.clone(), connect(leader, job.timeout, job.acks, &shared)?);
-        }
-    }
-    let thread = std::thread::Builder::new().name(format!("bench-producer-{}", job.index)).spawn(move || {
-        let sent = Sender::new(&job, &shared).run(&mut links, &halt);
-        let deadline = Instant::now() + FLUSH_WAIT;
-        // A lost connection's reader settles its requests as lost; the others' answers still count.
-        while shared.outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        for link in links.values_mut() {
-            // Closing the queue ends the reader once it has settled what was sent.
-            link.in_flight = None;
-            let _ = link.connection.shutdown();
-            if let Some(reader) = link.reader.take() {
-                let _ = reader.join();
-            }
-        }
-        sent
-    })?;
-    Ok(thread)
-}
-
-fn connect(leader: &str, timeout: Duration, acks: Acks, shared: &Arc<Shared>) -> anyhow::Result<Link> {
-    let connection = RawConnection::connect(leader, timeout)?;
-    if acks == Acks::None {
-        return Ok(Link { connection, in_flight: None, reader: None });
-    }
-    let (in_flight, answers) = flume::unbounded::<InFlight>();
-    // A slow answer, or a broker that stops reading while it works through what it has, is
-    // latency up to message.timeout.ms, not a lost connection (the timeouts are the socket's,
-    // so the sending handle has them too).
-    let mut reading = connection.try_clone()?;
-    reading.set_timeouts(ANSWER_TIMEOUT)?;
-    let shared = Arc::clone(shared);
-    let reader = std::thread::Builder::new().name("bench-produce-answers".to_owned()).spawn(move || {
-        while let Ok(flight) = answers.recv() {
-            match reading.receive::<ProduceResponse>(ApiKey::Produce, PRODUCE_VERSION, flight.correlation_id) {
-                Ok(response) => settle(&shared, &flight, &Outcome::Answered(&response), Instant::now()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "protocol producer: connection lost");
-                    shared.broken.store(true, Ordering::Relaxed);
-                    note_error(&shared, "NETWORK_EXCEPTION".to_owned());
-                    settle(&shared, &flight, &Outcome::Lost, Instant::now());
-                    // Until the sender stops (it sees `broken` at its next batch), whatever it
-                    // still hands over is lost too.
-                    answers.iter().for_each(|f| settle(&shared, &f, &Outcome::Lost, Instant::now()));
-                    return;
-                }
-            }
-        }
-    })?;
-    Ok(Link { connection, in_flight: Some(in_flight), reader: Some(reader) })
-}
-
-/// How a Produce request ended.
-enum Outcome<'a> {
-    /// The broker answered: each partition's error code.
-    Answered(&'a ProduceResponse),
-    /// acks=0: written to the socket, which is all librdkafka waits for before reporting it
-    /// delivered.
-    Written,
-    /// The connection failed before an answer.
-    Lost,
-}
-
-/// Counts the records of `flight` as acknowledged at `now`, or failed.
-fn settle(shared: &Shared, flight: &InFlight, outcome: &Outcome<'_>, now: Instant) {
-    let errors: BTreeMap<i32, i16> = match outcome {
-        Outcome::Answered(response) => {
-            response.responses.iter().flat_map(|t| &t.partition_responses).map(|p| (p.index, p.error_code)).collect()
-        }
-        Outcome::Written => flight.parts.iter().map(|(p, _)| (*p, 0)).collect(),
-        Outcome::Lost => BTreeMap::new(),
-    };
-    let stats = &shared.stats;
-    let mut recorder = shared.recorder.lock().ok();
-    for (partition, intended) in &flight.parts {
-        let count = intended.len() as u64;
-        match errors.get(partition).copied() {
-            Some(0) => {
-                stats.acked.fetch_add(count, Ordering::Relaxed);
-                let mut measured = 0;
-                if let Some(recorder) = recorder.as_mut() {
-                    for ns in intended {
-                        measured += u64::from(recorder.record(shared.clock.instant(*ns), now));
-                    }
-                }
-                if measured > 0 {
-                    stats.measured_acked.fetch_add(measured, Ordering::Relaxed);
-                    stats.measured_bytes.fetch_add(measured * shared.message_size, Ordering::Relaxed);
-                    stats.last_ack_ns.fetch_max(shared.clock.nanos(now), Ordering::Relaxed);
-                }
-            }
-            code => {
-                stats.failed.fetch_add(count, Ordering::Relaxed);
-                if let Outcome::Answered(_) = outcome {
-                    note_error(shared, code.and_then(protocol_name).unwrap_or_else(|| format!("no answer for partition {partition}")));
-                }
-            }
-        }
-        shared.outstanding.fetch_sub(count, Ordering::Relaxed);
-    }
-}
-
-fn note_error(shared: &Shared, name: String) {
-    if let Ok(mut first) = shared.stats.first_error.lock() {
-        first.get_or_insert(name);
-    }
-}
-
 /// The sending side of one protocol producer.
-struct Sender<'a> {
+pub(super) struct Sender<'a> {
     job: &'a RawProduce,
     shared: &'a Shared,
     partitions: Vec<i32>,
@@ -250,7 +50,7 @@ struct Sender<'a> {
 }
 
 impl<'a> Sender<'a> {
-    fn new(job: &'a RawProduce, shared: &'a Shared) -> Self {
+    pub(super) fn new(job: &'a RawProduce, shared: &'a Shared) -> Self {
         let seed = shared.clock.run_id ^ (job.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         Self {
             job,
@@ -265,7 +65,7 @@ impl<'a> Sender<'a> {
         }
     }
 
-    fn run(&mut self, links: &mut BTreeMap<String, Link>, halt: &AtomicBool) -> anyhow::Result<()> {
+    pub(super) fn run(&mut self, links: &mut BTreeMap<String, Link>, halt: &AtomicBool) -> anyhow::Result<()> {
         let plan = &self.job.plan;
         let interval = plan.rate.map(|r| 1.0 / r);
         let (mut sequence, mut measured) = (0u64, 0u64);
@@ -511,43 +311,11 @@ fn batch_compression(compression: Compression) -> BatchCompression {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use super::super::answers::connect;
+    use super::super::test_support::{job, shared};
     use super::*;
-    use crate::cli::bench::latency::LatencyRecorder;
-
-    fn job(rate: f64, keys: bool, batch_size: usize) -> RawProduce {
-        let start = Instant::now();
-        RawProduce {
-            index: 0,
-            plan: ProducerPlan {
-                topic: "t".to_owned(),
-                message_size: 100,
-                keys,
-                rate: Some(rate),
-                send_start: start,
-                measure_start: start,
-                send_end: start + Duration::from_secs(1),
-                messages: None,
-            },
-            leaders: (0..4).map(|p| (p, "127.0.0.1:1".to_owned())).collect(),
-            acks: Acks::All,
-            batch_size,
-            linger: Duration::from_millis(1),
-            compression: Compression::None,
-            timeout: Duration::from_secs(1),
-        }
-    }
-
-    fn shared() -> Shared {
-        let clock = BenchClock::new();
-        Shared {
-            clock,
-            recorder: LatencyRecorder::shared(clock.epoch),
-            stats: Arc::default(),
-            message_size: 100,
-            outstanding: AtomicU64::new(0),
-            broken: AtomicBool::new(false),
-        }
-    }
 
     #[test]
     fn keyless_records_stick_to_one_partition_and_batches_stop_at_batch_size_or_linger() {
