@@ -19,6 +19,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
+use strand::protocol::record_batch::BatchHeader;
 
 use super::consumers::{note_receipts, ConsumeStats};
 use super::latency::SharedRecorder;
@@ -140,18 +141,16 @@ fn fetch_request(topic: &str, positions: &[(i32, i64)]) -> FetchRequest {
 fn whole_batches(set: &Bytes) -> impl Iterator<Item = (std::ops::Range<usize>, i64, i64)> + '_ {
     let mut at = 0usize;
     std::iter::from_fn(move || {
-        // base offset (8), batch length (4), ..., last offset delta at 23 (4).
-        let header = set.get(at..at + 27)?;
-        let base = i64::from_be_bytes(header[0..8].try_into().expect("8 bytes"));
-        let length = i32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
-        let last_delta = i32::from_be_bytes(header[23..27].try_into().expect("4 bytes"));
-        let total = usize::try_from(length).ok()? + 12;
+        let header = BatchHeader::parse(set.get(at..)?).ok()?;
+        let total = header.total_bytes();
         if at + total > set.len() {
             return None;
         }
         let range = at..at + total;
         at += total;
-        Some((range, base, base.checked_add(i64::from(last_delta))?.checked_add(1)?))
+        // Checked: garbage from a broker must not wrap around.
+        let next = header.base_offset.checked_add(i64::from(header.last_offset_delta))?.checked_add(1)?;
+        Some((range, header.base_offset, next))
     })
 }
 
