@@ -1,7 +1,7 @@
 //! A minimal blocking Kafka protocol connection (codecs from the kafka-protocol crate) for
 //! what librdkafka does not expose: the broker's ApiVersions answer and the Metadata
 //! controller id, and the bench's protocol clients (src/cli/bench/raw_drain.rs and
-//! raw_produce.rs). Everything else in the CLI goes through librdkafka.
+//! raw_produce/). Everything else in the CLI goes through librdkafka.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -76,7 +76,7 @@ pub enum Client {
     /// librdkafka producers and consumers, the client most Kafka users run.
     #[default]
     Librdkafka,
-    /// The Kafka protocol spoken by the bench itself (src/cli/bench/raw_produce.rs and
+    /// The Kafka protocol spoken by the bench itself (src/cli/bench/raw_produce/ and
     /// raw_drain.rs): librdkafka's batching and Fetch requests, without its per-record work,
     /// so the broker's load at a fraction of the client CPU.
     Protocol,

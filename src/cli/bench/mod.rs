@@ -1,6 +1,6 @@
 //! `strand bench`: throughput and latency of any Kafka-compatible broker, measured with
 //! librdkafka producers and consumers (the client most people run) on plain threads, or with
-//! `--client protocol` the bench's own protocol clients (raw_produce.rs, raw_drain.rs), which
+//! `--client protocol` the bench's own protocol clients (raw_produce/, raw_drain.rs), which
 //! load the broker the same way at a fraction of the client CPU.
 //!
 //! Latency is recorded in HDR histograms from each record's intended send time: with `--rate`
