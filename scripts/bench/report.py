@@ -117,12 +117,13 @@ def busy_cells(step: dict) -> str:
 
 def commands(results: dict) -> str:
     """The strict mode's commands (the other modes differ in broker.toml only), OUT for the
-    result directory; of W2's ladder only the first step."""
+    result directory; of W2's ladder only the first step, of W1's rounds only the first."""
     s = results["settings"]
     lines = [f"taskset -c {s['broker_cores']} strand serve --config OUT/<workload>/<mode>/broker.toml "
              f"--data-dir {s['data_root']}/<workload>-<mode> --listen {s['listen']} --shards {s['shards']}"]
     for name, command in results.get("commands", []):
-        if "/strict" in name and not (name.startswith("W2/") and not name.endswith("step-01")):
+        later_round = name.startswith("W1/") and not name.endswith("e2e-1")
+        if "/strict" in name and not later_round and not (name.startswith("W2/") and not name.endswith("step-01")):
             lines.append(re.sub(r"--broker-pid \d+", "--broker-pid PID", command.replace(s["out"], "OUT").replace(s["strand"], "strand")))
     return "\nCommands (strict mode; W3 also drops the page cache between fill and scenario):\n\n```sh\n" + "\n".join(lines) + "\n```\n"
 
@@ -137,10 +138,16 @@ def markdown(results: dict, plots: dict) -> str:
                "Every `strand bench` command is in `summary.json` and next to its output.\n")
     out.append(commands(results))
     if "W1" in w:
-        rows = [[m, num(f["messages_per_second"]), *latency_cells(f), ms(f["produce_ms"]["p99"]), *cost_cells(f)]
-                for m, f in w["W1"]["modes"].items()]
-        out += [f"\n### W1 fixed rate: {w['W1']['rate']:,.0f} msg/s\n\n",
-                table(["mode", "msg/s", *LATENCY, "produce p99 ms", "CPU s/GB", "peak RSS MiB"], rows)]
+        w1 = w["W1"]
+        rows = [[m, num(f["messages_per_second"]), *latency_cells(f), ms(f["produce_ms"]["p99"]), *cost_cells(f),
+                 ", ".join(f"{ms(r['e2e_ms']['p99'])} / {ms(r['e2e_ms']['p99_9'])}" for r in f.get("rounds", []))]
+                for m, f in w1["modes"].items()]
+        rounds = w1.get("rounds", 1)
+        out += [f"\n### W1 fixed rate: {w1['rate']:,.0f} msg/s\n\n",
+                table(["mode", "msg/s", *LATENCY, "produce p99 ms", "CPU s/GB", "peak RSS MiB", "e2e p99 / p99.9 ms by round"], rows),
+                f"\nEach mode ran {rounds} round(s) of {w1.get('round_seconds', 0):g} s, every round going through the "
+                "modes in turn (order rotated each round) on a fresh broker; the latencies are the rounds' histograms "
+                "merged.\n"]
     if "W2" in w:
         rows = []
         for m, f in w["W2"]["modes"].items():

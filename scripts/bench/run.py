@@ -48,6 +48,8 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--duration", type=float, help="seconds of each W1/W3/W5/W7 measurement (default 60, quick 5)")
     p.add_argument("--backlog-mb", type=int, help="W3 backlog in MiB (default 4096, quick 512)")
     p.add_argument("--memory-limit-mb", type=int, help="W3 broker memory cgroup limit in MiB, 0 = none (default 1024, quick 256)")
+    p.add_argument("--w1-rounds", type=int, help="W1 rounds sharing --duration per mode, each going through every mode "
+                   "in turn, so a slow minute of the disk falls on every mode alike (default 3, quick 1)")
     p.add_argument("--w3-rounds", type=int, help="W3 baseline/catch-up alternations sharing --duration per side (default 4, quick 1)")
     p.add_argument("--client", choices=["librdkafka", "protocol"], default="librdkafka",
                    help="the load generator's producers and consumers: librdkafka, or the Kafka protocol spoken by "
@@ -69,9 +71,11 @@ def parse_args(argv: list[str]) -> Settings:
     if a.quick:
         s.probe_s, s.measure_s, s.step_s, s.warmup_s = 4, 5, 4, 1
         s.w3_backlog_mb, s.w3_memory_limit_mb, s.disk_test_mb, s.w2_steps_max, s.w3_rounds = 512, 256, 256, 6, 1
+        s.w1_rounds = 1
     s.measure_s = a.duration or s.measure_s
     s.w3_backlog_mb = a.backlog_mb or s.w3_backlog_mb
     s.w3_memory_limit_mb = s.w3_memory_limit_mb if a.memory_limit_mb is None else a.memory_limit_mb
+    s.w1_rounds = a.w1_rounds or s.w1_rounds
     s.w3_rounds = a.w3_rounds or s.w3_rounds
     s.w3_catch_up_client = a.w3_catch_up_client
     s.client = a.client
@@ -107,7 +111,7 @@ def plots(session: Session) -> dict:
     w, links = session.results["workloads"], {}
     for mode in session.settings.modes:
         steps = [i for i, st in enumerate(w.get("W2", {}).get("modes", {}).get(mode, {}).get("steps", []), 1) if st["passed"]]
-        wanted = [("W1", f"W1/{mode}/e2e"), ("W3", f"W3/{mode}/catch-up"), ("W5", f"W5/{mode}-1024/e2e"), ("W7", f"W7/{mode}/e2e")]
+        wanted = [("W1", f"W1/{mode}/e2e-1"), ("W3", f"W3/{mode}/catch-up"), ("W5", f"W5/{mode}-1024/e2e"), ("W7", f"W7/{mode}/e2e")]
         if steps:
             wanted.append(("W2", f"W2/{mode}/step-{steps[-1]:02d}"))
         for workload, name in wanted:

@@ -5,6 +5,7 @@ with the broker's CPU time sampled around them.
 
 import contextlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ class Settings:
     message_size: int = 1024
     small_message_size: int = 100
     w1_rate: float | None = None
+    # W1 runs measure_s per mode in this many rounds, each going through every mode in turn.
+    w1_rounds: int = 3
     w7_rate: float | None = None
     w2_p99_ms_max: float = 50.0
     w2_step_factor: float = 1.25
@@ -163,6 +166,57 @@ class Session:
 def percentiles_ms(latency: dict | None) -> dict:
     p = (latency or {}).get("percentiles") or {}
     return {k: p.get(k, 0) / 1000.0 for k in ("p50", "p99", "p99_9", "max")}
+
+
+QUANTILES = {"p50": 0.5, "p99": 0.99, "p99_9": 0.999}
+
+
+def merged_latency(latencies: list[dict | None]) -> dict:
+    """Several runs' latency as one (`strand bench --json` latency objects): their histograms'
+    recorded values summed, and the percentiles of that, as `strand bench` takes them
+    (HdrHistogram's value at quantile: the first value whose cumulative count reaches
+    ceil(q * count))."""
+    counts: dict[int, int] = {}
+    for latency in latencies:
+        for value, count in ((latency or {}).get("histogram") or {}).get("values") or []:
+            counts[value] = counts.get(value, 0) + count
+    total = sum(counts.values())
+    percentiles = {"count": total}
+    if total:
+        values = sorted(counts.items())
+        for name, q in QUANTILES.items():
+            need, seen = max(1, math.ceil(q * total)), 0
+            for value, count in values:
+                seen += count
+                if seen >= need:
+                    percentiles[name] = value
+                    break
+        percentiles["max"] = values[-1][0]
+    return {"percentiles": percentiles}
+
+
+def merged_phase_figures(phases: list[dict]) -> dict:
+    """`phase_figures` of several runs of one phase taken as one: latencies from the merged
+    histograms, rates and busy cores weighted by each run's seconds, failures summed."""
+    figures = [phase_figures(ph) for ph in phases]
+    seconds = [(ph.get("produce") or {}).get("seconds", 0.0) for ph in phases]
+
+    def weighted(key: str) -> float | None:
+        known = [(f[key], t) for f, t in zip(figures, seconds) if f[key] is not None]
+        return sum(v * t for v, t in known) / (sum(t for _, t in known) or 1.0) if known else None
+
+    merged = {
+        "messages_per_second": weighted("messages_per_second"),
+        "mb_per_second": weighted("mb_per_second"),
+        "failed": sum(f["failed"] for f in figures),
+        "not_received": sum(f["not_received"] for f in figures),
+        "produce_ms": percentiles_ms(merged_latency([(ph.get("produce") or {}).get("latency") for ph in phases])),
+        "e2e_ms": percentiles_ms(merged_latency([(ph.get("end_to_end") or {}).get("latency") for ph in phases])),
+        "client_busy_cores": weighted("client_busy_cores"),
+        "broker_busy_cores": weighted("broker_busy_cores"),
+    }
+    merged["rounds"] = [{"e2e_ms": f["e2e_ms"], "produce_ms": f["produce_ms"]} for f in figures]
+    return merged
 
 
 def produced_bytes(doc: dict) -> int:

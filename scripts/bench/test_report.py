@@ -7,7 +7,7 @@ import unittest
 
 import report
 from broker import MODES, cpu_seconds, status_kib
-from suite import cost_figures, phase_figures
+from suite import cost_figures, merged_phase_figures, phase_figures
 
 
 def e2e_mode(p99: float, p99_9: float) -> dict:
@@ -60,6 +60,22 @@ class FigureTests(unittest.TestCase):
         self.assertAlmostEqual(f["broker_busy_cores"], 0.75)
         self.assertIsNone(phase_figures({"produce": {}})["client_busy_cores"])
 
+    def test_rounds_merge_their_histograms_and_weigh_rates_by_their_seconds(self):
+        def phase(seconds, rate, values):
+            latency = {"histogram": {"values": values}, "percentiles": {}}
+            return {"produce": {"seconds": seconds, "messages_per_second": rate, "mb_per_second": rate / 1000,
+                                "measured_messages": sum(c for _, c in values), "latency": latency},
+                    "end_to_end": {"measured_messages": sum(c for _, c in values), "latency": latency}}
+        # 1,000 samples: 990 at 1 ms, 9 at 5 ms and one at 90 ms, split unevenly over two rounds.
+        quiet = phase(10.0, 100.0, [[1000, 600], [5000, 4]])
+        stalled = phase(30.0, 200.0, [[1000, 390], [5000, 5], [90000, 1]])
+        f = merged_phase_figures([quiet, stalled])
+        self.assertEqual(f["e2e_ms"], {"p50": 1.0, "p99": 1.0, "p99_9": 5.0, "max": 90.0})
+        self.assertAlmostEqual(f["messages_per_second"], 175.0)
+        self.assertEqual([r["e2e_ms"]["max"] for r in f["rounds"]], [0.0, 0.0])  # the rounds' own percentiles, as given
+        one = merged_phase_figures([stalled])
+        self.assertEqual((one["e2e_ms"]["p99"], one["e2e_ms"]["p99_9"]), (5.0, 90.0))
+
     def test_this_process_has_cpu_time_and_a_peak_rss(self):
         self.assertGreaterEqual(cpu_seconds(os.getpid()), 0.0)
         self.assertGreater(status_kib(os.getpid(), "VmHWM"), 0)
@@ -74,15 +90,18 @@ class MarkdownTests(unittest.TestCase):
     def test_tables_and_target_results_are_rendered(self):
         results = {"settings": {"broker_cores": "0", "client_cores": "1", "shards": 1, "partitions": 16, "message_size": 1024,
                                 "data_root": "/d", "listen": "h:1", "out": "/r/x", "strand": "/t/strand"},
-                   "commands": [["W1/strict/e2e", "taskset -c 1 /t/strand bench e2e --broker-pid 42 --json /r/x/W1/strict/e2e.json"],
-                                ["W1/buffered-fsync/e2e", "not shown"]],
+                   "commands": [["W1/strict/e2e-1", "taskset -c 1 /t/strand bench e2e --broker-pid 42 --json /r/x/W1/strict/e2e-1.json"],
+                                ["W1/strict/e2e-2", "later round not shown"], ["W1/buffered-fsync/e2e-1", "not shown"]],
                    "machine": {"cpu": "test"}, "command": "run.py --quick", "started": "now", "wall_seconds": 60.0,
-                   "workloads": {"W1": {"rate": 1000, "modes": {"strict": e2e_mode(3.0, 4.0)}}}}
+                   "workloads": {"W1": {"rate": 1000, "rounds": 2, "round_seconds": 30.0, "modes": {"strict": e2e_mode(3.0, 4.0)}}}}
+        results["workloads"]["W1"]["modes"]["strict"]["rounds"] = [{"e2e_ms": {"p99": 2.0, "p99_9": 3.0}},
+                                                                   {"e2e_ms": {"p99": 4.0, "p99_9": 5.0}}]
         results["targets"] = report.targets(results["workloads"])
         text = report.markdown(results, {"W1 strict": "benchmarks/w1-strict-e2e.png"})
-        self.assertIn("| strict | 1,000 | 0.50 | 3.00 | 4.00 | 8.00 | 1.00 | 2.0 | 50 |", text)
+        self.assertIn("| strict | 1,000 | 0.50 | 3.00 | 4.00 | 8.00 | 1.00 | 2.0 | 50 | 2.00 / 3.00, 4.00 / 5.00 |", text)
+        self.assertIn("Each mode ran 2 round(s) of 30 s", text)
         self.assertIn("not measured", text)
-        self.assertIn("taskset -c 1 strand bench e2e --broker-pid PID --json OUT/W1/strict/e2e.json", text)
+        self.assertIn("taskset -c 1 strand bench e2e --broker-pid PID --json OUT/W1/strict/e2e-1.json", text)
         self.assertNotIn("not shown", text)
         self.assertIn("![W1 strict](benchmarks/w1-strict-e2e.png)", text)
 

@@ -2,7 +2,7 @@
 latencies are milliseconds, rates messages (or MiB) per second.
 
 probe  max-rate produce per mode: W1's rate is half the slowest mode's, W2 starts from it
-W1     fixed rate, 1 KiB values: end-to-end latency
+W1     fixed rate, 1 KiB values: end-to-end latency, in rounds that go through the modes in turn
 W2     W1 stepped up (x1.25) until end-to-end p99 passes 50 ms or the rate is not kept, twice;
        then bisected between the last rate kept and that one; each step in a fresh topic
 W3     W1 plus a consumer draining a backlog from offset 0, after the page cache was dropped; the
@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from broker import drop_page_cache
-from suite import Session, cost_figures, log, phase_figures, produced_bytes, produced_messages
+from suite import Session, cost_figures, log, merged_phase_figures, phase_figures, produced_bytes, produced_messages
 
 
 def load(s, topic: str, partitions: int | None = None, size: int | None = None, warmup: float | None = None) -> list[str]:
@@ -52,14 +52,36 @@ def probe(session: Session) -> dict:
 
 
 def w1(session: Session, rate: float) -> dict:
+    """Each mode measures measure_s at `rate` in all, in w1_rounds rounds; a round runs every
+    mode once on a fresh broker, in an order rotated each round, so a slow minute of the disk
+    (this VM's disk stalls for 50-100 ms now and then) falls on every mode alike instead of on
+    whichever ran then. A mode's figures merge its rounds' histograms; each round's are kept."""
     s = session.settings
+    rounds = max(1, s.w1_rounds)
+    round_s = s.measure_s / rounds
+    docs: dict[str, list[dict]] = {mode: [] for mode in s.modes}
+    peak_rss: dict[str, int] = {mode: 0 for mode in s.modes}
+    for r in range(rounds):
+        order = s.modes[r % len(s.modes):] + s.modes[:r % len(s.modes)]
+        for mode in order:
+            log(f"W1 {mode}: round {r + 1}/{rounds}, e2e at {rate:.0f} msg/s for {round_s:g} s")
+            with session.broker("W1", mode) as broker:
+                doc = session.bench(broker, f"W1/{mode}/e2e-{r + 1}", [*e2e(rate, round_s), *load(s, "w1")])
+                peak_rss[mode] = max(peak_rss[mode], broker.peak_rss_kib())
+            docs[mode].append(doc)
+            e2e_ms = phase_figures(doc["phases"][-1])["e2e_ms"]
+            log(f"W1 {mode}: round {r + 1} e2e p99 {e2e_ms['p99']:.2f} ms, p99.9 {e2e_ms['p99_9']:.2f} ms")
     modes = {}
     for mode in s.modes:
-        log(f"W1 {mode}: e2e at {rate:.0f} msg/s for {s.measure_s} s")
-        with session.broker("W1", mode) as broker:
-            modes[mode] = single(session, broker, f"W1/{mode}/e2e", [*e2e(rate, s.measure_s), *load(s, "w1")])
-        log(f"W1 {mode}: e2e p99 {modes[mode]['e2e_ms']['p99']:.2f} ms, p99.9 {modes[mode]['e2e_ms']['p99_9']:.2f} ms")
-    return {"rate": rate, "modes": modes}
+        figures = merged_phase_figures([doc["phases"][-1] for doc in docs[mode]])
+        cpu = sum(doc["broker_cpu_seconds"] for doc in docs[mode])
+        messages, bytes_ = sum(produced_messages(d) for d in docs[mode]), sum(produced_bytes(d) for d in docs[mode])
+        figures.update(cost_figures(cpu, messages, bytes_, peak_rss[mode]))
+        figures["commands"] = [doc["command"] for doc in docs[mode]]
+        modes[mode] = figures
+        log(f"W1 {mode}: {rounds} rounds merged, e2e p99 {figures['e2e_ms']['p99']:.2f} ms, "
+            f"p99.9 {figures['e2e_ms']['p99_9']:.2f} ms")
+    return {"rate": rate, "rounds": rounds, "round_seconds": round_s, "modes": modes}
 
 
 def step_passes(s, rate: float, f: dict) -> bool:
