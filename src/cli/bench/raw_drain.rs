@@ -102,6 +102,10 @@ fn drain(job: &RawDrain, clock: BenchClock, stats: &ConsumeStats, stop: &AtomicB
                     if records > 0 {
                         note_receipts(stats, clock, received, records, records * job.message_size as u64);
                     }
+                    if stuck(set, *at, next) {
+                        let bytes = set.map_or(0, Bytes::len);
+                        anyhow::bail!("{}-{} offset {at}: the broker answered {bytes} bytes holding no whole batch past it", job.topic, partition.partition_index)
+                    }
                     *at = next;
                 }
                 // The log start passed the position: the backlog is not what the bench measured.
@@ -152,6 +156,13 @@ fn whole_batches(set: &Bytes) -> impl Iterator<Item = (std::ops::Range<usize>, i
         let next = header.base_offset.checked_add(i64::from(header.last_offset_delta))?.checked_add(1)?;
         Some((range, header.base_offset, next))
     })
+}
+
+/// Whether an answer brought bytes but no whole batch past `from`, so asking again would bring
+/// the same. A sound broker answers a fetch with at least its first batch whole, however large;
+/// a damaged one must end the drain with an error, not have it fetch the same offset forever.
+fn stuck(records: Option<&Bytes>, from: i64, next: i64) -> bool {
+    next <= from && records.is_some_and(|set| !set.is_empty())
 }
 
 /// Walks the whole batches of a fetched record set: the offset after the last one, and how many
@@ -266,5 +277,11 @@ mod tests {
         let cut = Bytes::from(set[..set.len() - 1].to_vec());
         assert_eq!(count_records(Some(&cut), 12, 100), (15, 3));
         assert_eq!(count_records(None, 7, 100), (7, 0));
+        // From 15 the cut batch brings nothing: asking again would get the same answer.
+        let (next, _) = count_records(Some(&cut), 15, 100);
+        assert!(stuck(Some(&cut), 15, next));
+        assert!(!stuck(Some(&whole), 15, count_records(Some(&whole), 15, 100).0));
+        // No bytes at all is a fetch that waited for records, not a stuck one.
+        assert!(!stuck(None, 15, 15) && !stuck(Some(&Bytes::new()), 15, 15));
     }
 }
