@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
-use strand::log::{CatchUpLimits, CatchUpReads, Journal, JournalKey, LogConfig, LogShared, PartitionLog, TailCache};
+use strand::log::{BrokerWrites, CatchUpLimits, CatchUpReads, Journal, JournalKey, LogConfig, LogShared, PartitionLog, TailCache};
 use strand::protocol::record_batch::{encode_batch, split_batches, BatchProducer};
 use strand_config::IoMode;
 
@@ -100,7 +100,7 @@ fn shared(dir: &std::path::Path, journal_bytes: u64) -> LogShared {
             busy_read_bytes: 1 << 20,
             bytes_per_second: 0,
             readahead_bytes: 4 << 20,
-        })),
+        }, BrokerWrites::new())),
         journal: Rc::new(Journal::new(dir, journal_bytes)),
     }
 }

@@ -19,6 +19,7 @@ use strand_shards::{Inbox, Runtime, RuntimeOptions, ShardContext, ShardId};
 use tracing::{info, warn};
 
 use crate::cluster::Controller;
+use crate::log::BrokerWrites;
 use crate::server::{accept_loop, ConnectionLimits, Connections};
 use crate::shard::{ShardRequest, ShardState};
 
@@ -46,8 +47,9 @@ impl Broker {
         let (started_tx, started_rx) = flume::unbounded::<Result<ShardId, String>>();
         let shard_config = Arc::clone(&config);
         let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
+        let writes = BrokerWrites::new();
         let runtime = Runtime::start(&options, move |ctx: ShardContext<ShardRequest>| {
-            let shard = ShardStart { config: Arc::clone(&shard_config), limits: Arc::clone(&limits), listen };
+            let shard = ShardStart { config: Arc::clone(&shard_config), limits: Arc::clone(&limits), writes: Arc::clone(&writes), listen };
             run_shard(ctx, shard, started_tx.clone())
         })?;
         let broker = Self { runtime };
@@ -87,12 +89,14 @@ struct ShardStart {
     config: Arc<BrokerConfig>,
     /// Connection counts, shared by every shard's accept loop.
     limits: Arc<ConnectionLimits>,
+    /// When any shard last wrote: catch-up reads stay short on every shard while one writes.
+    writes: Arc<BrokerWrites>,
     listen: SocketAddr,
 }
 
 async fn run_shard(ctx: ShardContext<ShardRequest>, start: ShardStart, started: flume::Sender<Result<ShardId, String>>) {
-    let ShardStart { config, limits, listen } = start;
-    let shard = ShardState::new(ctx.id, ctx.shard_count, Arc::clone(&config), ctx.mesh.clone());
+    let ShardStart { config, limits, writes, listen } = start;
+    let shard = ShardState::new(ctx.id, ctx.shard_count, Arc::clone(&config), ctx.mesh.clone(), writes);
     // Before this shard opens any file, even for another shard's request (a metadata image
     // whose partitions it recovers): glommio settles how it reads the device on the first open.
     if let Err(e) = settle_data_dir(&shard).await {

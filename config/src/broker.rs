@@ -54,7 +54,7 @@ pub struct BrokerConfig {
     pub shard_tail_cache_bytes: usize,
     pub shard_catchup_reads_max: usize,
     pub shard_catchup_read_chunk_bytes: usize,
-    /// The catch-up read size while the shard is writing; a value above
+    /// The catch-up read size while the broker is writing (any shard); a value above
     /// `shard_catchup_read_chunk_bytes` acts as that.
     pub shard_catchup_read_chunk_busy_bytes: usize,
     pub shard_catchup_read_bytes_per_second: u64,

@@ -8,12 +8,13 @@
 //!
 //! Each disk read is `shard.catchup.read.chunk.bytes` (within the bytes its caller says are
 //! readable; more only when one batch is larger), or `shard.catchup.read.chunk.busy.bytes`
-//! while the shard is writing (it wrote within `WRITE_ACTIVITY`). A write or fdatasync that
-//! reaches a device with one queue waits for the read in flight, so while acknowledgements
+//! while the broker is writing (a shard wrote within `WRITE_ACTIVITY`). A write or fdatasync
+//! that reaches a device with one queue waits for the read in flight, so while acknowledgements
 //! wait on writes the reads are cut short, as Seastar's I/O scheduler splits large requests;
-//! with no writes, reads are long and catch-up is fast. The signal is per shard: a shard that
-//! is not writing reads long even when other shards write to the same disk, and the first
-//! write after a quiet 100 ms may find a long read in flight.
+//! with no writes, reads are long and catch-up is fast. The signal is the broker's
+//! ([`BrokerWrites`]): its shards share the disk, so a shard with nothing to write still reads
+//! short while another writes. The first write after a quiet 100 ms may find a long read in
+//! flight.
 //!
 //! A fetch takes one read per partition (more only for a first batch longer than the read),
 //! from the index entry before its offset. Once it is served, the log reads ahead where the
@@ -38,6 +39,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -54,6 +57,38 @@ const UNUSED_READ_AHEAD: Duration = Duration::from_secs(1);
 
 /// Slots held per shard at most, whatever their size, so a lookup's scan stays short.
 const SLOTS_MAX: usize = 256;
+
+/// When a shard of the broker last wrote to a log, shared by every shard's [`CatchUpReads`]:
+/// the shards' writes and reads queue on the same disk (or disks, taken as one).
+#[derive(Debug)]
+pub struct BrokerWrites {
+    epoch: Instant,
+    /// Nanoseconds from `epoch` to the last write, plus one; 0 before the first.
+    last: AtomicU64,
+}
+
+impl BrokerWrites {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self { epoch: Instant::now(), last: AtomicU64::new(0) })
+    }
+
+    fn note(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
+        // The latest wins whichever shard's store lands last.
+        self.last.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Whether a shard wrote within `window`.
+    fn within(&self, window: Duration) -> bool {
+        match self.last.load(Ordering::Relaxed) {
+            0 => false,
+            last => {
+                let since = Duration::from_nanos(last - 1);
+                self.epoch.elapsed().saturating_sub(since) < window
+            }
+        }
+    }
+}
 
 /// The shard's catch-up limits (the `shard.catchup.*` keys).
 #[derive(Debug, Clone, Copy)]
@@ -134,8 +169,8 @@ enum Lookup {
 pub struct CatchUpReads {
     readahead: RefCell<VecDeque<Readahead>>,
     limits: CatchUpLimits,
-    /// When the shard last wrote to a log, and how long it counts as writing after that.
-    last_write: Cell<Option<Instant>>,
+    /// When the broker last wrote to a log, and how long it counts as writing after that.
+    writes: Arc<BrokerWrites>,
     write_activity: Duration,
     in_flight: Cell<usize>,
     freed: Event,
@@ -159,7 +194,7 @@ impl Drop for Slot<'_> {
 }
 
 impl CatchUpReads {
-    pub fn new(limits: CatchUpLimits) -> Self {
+    pub fn new(limits: CatchUpLimits, writes: Arc<BrokerWrites>) -> Self {
         let read_bytes = limits.read_bytes.max(1);
         let limits = CatchUpLimits {
             reads_max: limits.reads_max.max(1),
@@ -170,7 +205,7 @@ impl CatchUpReads {
         Self {
             readahead: RefCell::new(VecDeque::new()),
             limits,
-            last_write: Cell::new(None),
+            writes,
             write_activity: WRITE_ACTIVITY,
             in_flight: Cell::new(0),
             freed: Event::new(),
@@ -184,9 +219,10 @@ impl CatchUpReads {
 
     /// Bytes of one disk read now: a fetch's window below the tail cache is at most this long.
     pub fn read_bytes(&self) -> usize {
-        match self.last_write.get() {
-            Some(at) if at.elapsed() < self.write_activity => self.limits.busy_read_bytes,
-            _ => self.limits.read_bytes,
+        if self.writes.within(self.write_activity) {
+            self.limits.busy_read_bytes
+        } else {
+            self.limits.read_bytes
         }
     }
 
@@ -198,9 +234,9 @@ impl CatchUpReads {
         self
     }
 
-    /// The shard just wrote to a log: reads are `busy_read_bytes` for a while.
+    /// The shard just wrote to a log: every shard's reads are `busy_read_bytes` for a while.
     pub fn note_write(&self) {
-        self.last_write.set(Some(Instant::now()));
+        self.writes.note();
     }
 
     /// Disk reads made since the shard started, read ahead or not.

@@ -1,5 +1,5 @@
 //! Tests of catch-up reads (fetches below the tail cache) against real files: readahead, the
-//! read size while the shard writes and while it does not, and batches longer than a read.
+//! read size while the broker writes and while it does not, and batches longer than a read.
 
 #![allow(clippy::unwrap_used)] // inside executor closures, which clippy does not see as tests
 
@@ -42,7 +42,7 @@ fn catch_up_reads_are_short_while_the_shard_writes_and_long_once_it_stops() {
         // Writing counts for 2 s, far longer than an append takes even on a loaded machine.
         let activity = std::time::Duration::from_secs(2);
         // No readahead: each read below is the fetch's own.
-        let shared = shared_with(CatchUpReads::new(catch_up_limits(16384, 4096, 0)).with_write_activity(activity));
+        let shared = shared_with(CatchUpReads::new(catch_up_limits(16384, 4096, 0), BrokerWrites::new()).with_write_activity(activity));
         let log = filled_log(&path, &shared, 300).await;
         // Just written: one short read.
         let before = shared.catch_up.disk_reads();
@@ -55,6 +55,35 @@ fn catch_up_reads_are_short_while_the_shard_writes_and_long_once_it_stops() {
         assert_eq!(shared.catch_up.disk_reads() - before, 2);
         assert!(idle.len() > 3 * 4096 && idle.len() <= 16384, "{} bytes", idle.len());
         assert_eq!(&idle[..busy.len()], &busy[..]);
+    });
+}
+
+#[test]
+fn catch_up_reads_are_short_while_another_shard_of_the_broker_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let activity = std::time::Duration::from_secs(2);
+        let writes = BrokerWrites::new();
+        let scheduler = |writes: &std::sync::Arc<BrokerWrites>| {
+            CatchUpReads::new(catch_up_limits(16384, 4096, 0), std::sync::Arc::clone(writes)).with_write_activity(activity)
+        };
+        let shared = shared_with(scheduler(&writes));
+        let log = filled_log(&path, &shared, 300).await;
+        // This shard's log is quiet: one long read.
+        strand_shards::task::sleep(activity + std::time::Duration::from_millis(20)).await;
+        let idle = log.read(0, 1 << 20).await.unwrap().records;
+        assert!(idle.len() > 3 * 4096, "{} bytes", idle.len());
+        // Another shard of the same broker writes (its own scheduler): reads here are short.
+        scheduler(&writes).note_write();
+        let before = shared.catch_up.disk_reads();
+        let busy = log.read(0, 1 << 20).await.unwrap().records;
+        assert_eq!(shared.catch_up.disk_reads() - before, 1);
+        assert!(!busy.is_empty() && busy.len() <= 4096, "{} bytes", busy.len());
+        // Another broker's writes (another process, another BrokerWrites) do not count.
+        strand_shards::task::sleep(activity + std::time::Duration::from_millis(20)).await;
+        scheduler(&BrokerWrites::new()).note_write();
+        assert!(log.read(0, 1 << 20).await.unwrap().records.len() > 3 * 4096);
     });
 }
 
@@ -97,7 +126,7 @@ fn a_read_within_a_limit_serves_no_longer_first_batch_and_does_not_read_it_whole
     let path = dir.path().join("t-0");
     run(move || async move {
         // No readahead: every disk read below is the fetch's own.
-        let shared = shared_with(CatchUpReads::new(catch_up_limits(4096, 4096, 0)));
+        let shared = shared_with(CatchUpReads::new(catch_up_limits(4096, 4096, 0), BrokerWrites::new()));
         let log = filled_log(&path, &shared, 100).await;
         let big = append(&log, 400, 100).await.unwrap();
         append(&log, 3, 101).await.unwrap();
@@ -158,7 +187,7 @@ fn reads_ahead_are_bounded_by_the_readahead_memory() {
     let dir = tempfile::tempdir().unwrap();
     run(move || async move {
         // Room for two 4 KiB reads ahead.
-        let shared = shared_with(CatchUpReads::new(catch_up_limits(4096, 4096, 8192)));
+        let shared = shared_with(CatchUpReads::new(catch_up_limits(4096, 4096, 8192), BrokerWrites::new()));
         let mut logs = Vec::new();
         for name in ["t-0", "t-1", "t-2"] {
             logs.push(filled_log(&dir.path().join(name), &shared, 100).await);
@@ -193,7 +222,7 @@ fn bytes_read_from_a_file_since_replaced_at_its_path_are_never_served() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("00000000000000000000.log");
     run(move || async move {
-        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 1 << 20)));
+        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 1 << 20), BrokerWrites::new()));
         let old = file_of(&path, 1, 16384).await;
         // A short read keeps the rest of its 4 KiB, and a read ahead of the next 4 KiB starts.
         assert_eq!(reads.read(&old, 0, 100, 16384).await.unwrap(), vec![1; 100]);
@@ -211,7 +240,7 @@ fn consumers_at_different_positions_of_one_file_each_have_their_read_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("00000000000000000000.log");
     run(move || async move {
-        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 1 << 20)));
+        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 1 << 20), BrokerWrites::new()));
         let file = file_of(&path, 7, 16384).await;
         let _first = reads.read_ahead(&file, 0, 4096, 16384).unwrap();
         let _second = reads.read_ahead(&file, 8192, 4096, 16384).unwrap();
@@ -227,7 +256,7 @@ fn an_unused_read_ahead_gives_way_once_it_is_old_and_an_invalidated_one_stops_re
     let (path_a, path_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
     run(move || async move {
         // Room for one 4 KiB read ahead.
-        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 4096)));
+        let reads = std::rc::Rc::new(CatchUpReads::new(catch_up_limits(4096, 4096, 4096), BrokerWrites::new()));
         let (a, b) = (file_of(&path_a, 1, 16384).await, file_of(&path_b, 2, 16384).await);
         reads.read_ahead(&a, 0, 4096, 16384).unwrap().await;
         // a's read ahead is new: b's finds no room, and b's fetch reads for itself.

@@ -42,7 +42,7 @@ pub use error::LogError;
 pub use index_bytes::IndexBytes;
 pub use journal::{Journal, JournalKey};
 pub use offset_index::OffsetIndex;
-pub use catch_up_reads::{CatchUpLimits, CatchUpReads};
+pub use catch_up_reads::{BrokerWrites, CatchUpLimits, CatchUpReads};
 pub use compaction::CompactionStats;
 pub use producer_state::{ProducerState, ProducerSummary, SequenceError};
 pub use partition_log::{AppendInfo, LogConfig, LogOffsets, LogRead, LogShared, PartitionLog};

@@ -32,7 +32,7 @@ pub(super) fn shared() -> LogShared {
 
 /// [`shared`] with catch-up reads of `chunk_bytes`.
 pub(super) fn shared_reading(chunk_bytes: usize) -> LogShared {
-    shared_with(CatchUpReads::new(catch_up_limits(chunk_bytes, chunk_bytes, 4 << 20)))
+    shared_with(CatchUpReads::new(catch_up_limits(chunk_bytes, chunk_bytes, 4 << 20), BrokerWrites::new()))
 }
 
 /// [`shared`] with `catch_up` as its catch-up read scheduler.

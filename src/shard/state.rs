@@ -16,7 +16,7 @@ use tracing::{error, warn};
 use super::{PartitionAppend, PartitionRead, PartitionSize, ShardRequest};
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
 use crate::group::GroupCoordinator;
-use crate::log::{AppendInfo, CatchUpLimits, CatchUpReads, Journal, LogRead, LogShared, PartitionLog, TailCache};
+use crate::log::{AppendInfo, BrokerWrites, CatchUpLimits, CatchUpReads, Journal, LogRead, LogShared, PartitionLog, TailCache};
 use crate::partition::{Partition, PartitionError};
 
 pub struct ShardState {
@@ -39,7 +39,8 @@ pub struct ShardState {
 }
 
 impl ShardState {
-    pub fn new(id: ShardId, shard_count: usize, config: Arc<BrokerConfig>, mesh: Mesh<ShardRequest>) -> Rc<Self> {
+    /// `writes` is the broker's, shared by its shards (the catch-up read size follows it).
+    pub fn new(id: ShardId, shard_count: usize, config: Arc<BrokerConfig>, mesh: Mesh<ShardRequest>, writes: Arc<BrokerWrites>) -> Rc<Self> {
         Rc::new(Self {
             groups: Rc::new(GroupCoordinator::new(&config)),
             config: Arc::clone(&config),
@@ -61,7 +62,7 @@ impl ShardState {
                     busy_read_bytes: config.shard_catchup_read_chunk_busy_bytes,
                     bytes_per_second: config.shard_catchup_read_bytes_per_second,
                     readahead_bytes: config.shard_catchup_readahead_bytes,
-                })),
+                }, writes)),
                 journal: Rc::new(Journal::new(&config.log_dirs, config.shard_journal_bytes)),
             },
         })
