@@ -58,7 +58,7 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--w3-catch-up-client", choices=["librdkafka", "protocol"], default="librdkafka",
                    help="what drains W3's backlog: a librdkafka consumer, or Fetch requests whose records are only "
                         "counted, which leaves the load generator's core to the tailing clients (default %(default)s)")
-    p.add_argument("--keep-data", action="store_true", help="keep the brokers' data directories")
+    p.add_argument("--keep-data", action="store_true", help="keep the brokers' data directories (W1: its last round's)")
     a = p.parse_args(argv)
     workloads_, modes = a.workloads.upper().split(","), a.modes.split(",")
     unknown = [x for x in workloads_ if x not in WORKLOADS] + [m for m in modes if m not in MODES]
@@ -117,7 +117,9 @@ def plots(session: Session) -> dict:
         for workload, name in wanted:
             link = session.copy_plot(name, name.replace("/", "-").lower())
             if link:
-                links[f"{workload} {mode}"] = link
+                # W1's plot is its first round's run.
+                first_round = " (round 1)" if workload == "W1" and session.settings.w1_rounds > 1 else ""
+                links[f"{workload} {mode}{first_round}"] = link
     return dict(sorted(links.items()))
 
 

@@ -27,7 +27,7 @@ def load(s, topic: str, partitions: int | None = None, size: int | None = None, 
 
 
 def e2e(rate: float, seconds: float) -> list[str]:
-    return ["e2e", "--rate", f"{rate:.0f}", "--duration", f"{seconds}s"]
+    return ["e2e", "--rate", f"{rate:.0f}", "--duration", f"{seconds:g}s"]
 
 
 def single(session: Session, broker, name: str, args: list[str]) -> dict:

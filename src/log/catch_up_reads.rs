@@ -51,6 +51,9 @@ use strand_shards::task::{sleep, spawn_background, Task};
 /// A shard that wrote this recently reads in `busy_read_bytes`.
 const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
 
+/// [`BrokerWrites`] keeps the last write to this precision.
+const NOTE_GRANULARITY: Duration = Duration::from_millis(1);
+
 /// A read ahead no fetch has taken for this long may make room for others: its consumer
 /// stopped, or went elsewhere. A consumer catching up fetches far more often.
 const UNUSED_READ_AHEAD: Duration = Duration::from_secs(1);
@@ -74,8 +77,12 @@ impl BrokerWrites {
 
     fn note(&self) {
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
-        // The latest wins whichever shard's store lands last.
-        self.last.fetch_max(now, Ordering::Relaxed);
+        // Most notes find one under a millisecond old (the window is 100 ms): those skip the
+        // locked update of a line every shard's writers share. The latest wins whichever
+        // shard's update lands last.
+        if now.saturating_sub(self.last.load(Ordering::Relaxed)) >= NOTE_GRANULARITY.as_nanos() as u64 {
+            self.last.fetch_max(now, Ordering::Relaxed);
+        }
     }
 
     /// Whether a shard wrote within `window`.
@@ -96,7 +103,7 @@ pub struct CatchUpLimits {
     /// Disk reads in flight at once.
     pub reads_max: usize,
     pub read_bytes: usize,
-    /// The read size while the shard writes; above `read_bytes` it acts as that.
+    /// The read size while the broker writes; above `read_bytes` it acts as that.
     pub busy_read_bytes: usize,
     /// 0 means unlimited.
     pub bytes_per_second: u64,
@@ -234,7 +241,8 @@ impl CatchUpReads {
         self
     }
 
-    /// The shard just wrote to a log: every shard's reads are `busy_read_bytes` for a while.
+    /// The shard is writing to a log (a write started or landed, or an fdatasync ended): every
+    /// shard's reads are `busy_read_bytes` for a while.
     pub fn note_write(&self) {
         self.writes.note();
     }

@@ -230,6 +230,8 @@ impl PartitionLog {
         let chunks: Vec<Bytes> = group.iter().map(|b| b.bytes.clone()).collect();
         self.catch_up.note_write();
         writer.active.log.append(&chunks).await?;
+        // Again once it lands: a write stalled past the busy window must not let reads go long.
+        self.catch_up.note_write();
         let mut state = self.state.borrow_mut();
         let interval = self.config.get().index_interval_bytes;
         let segment = state.segments.last_mut().expect("a log has an active segment");
@@ -255,6 +257,7 @@ impl PartitionLog {
             return Ok(());
         }
         writer.active.log.sync().await?;
+        self.catch_up.note_write();
         writer.unflushed_messages = 0;
         writer.unflushed_since = None;
         self.state.borrow_mut().durable_offset = writer.written_offset;
