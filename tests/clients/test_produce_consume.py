@@ -419,7 +419,9 @@ def test_two_consumers_far_behind_on_one_partition_each_get_their_records_in_ord
             got = [(r.offset, r.value) for r in records if r.offset < n]
             assert got == [(o, values[o]) for o in range(start, n)], name
 
-        # Reads served from bytes read ahead: at least half as many as the disk reads.
+        # Reads served from bytes read ahead: at least a third as many as the disk reads (none
+        # without readahead; typically 0.76 here, and 0.49 once in a CI run, with the
+        # consumers' fetches timed against the reads ahead in flight).
         def catch_up_totals() -> tuple[int, int]:
             lines = CATCH_UP_LINE.findall(b.log_text())
             return sum(int(reads) for reads, _ in lines), sum(int(hits) for _, hits in lines)
@@ -433,4 +435,4 @@ def test_two_consumers_far_behind_on_one_partition_each_get_their_records_in_ord
 
         wait_until(settled, timeout=15, interval=0.5, what="catch-up read lines to stop changing")
         reads, hits = seen[-1]
-        assert hits * 2 >= reads, (reads, hits)
+        assert hits * 3 >= reads, (reads, hits)
