@@ -24,9 +24,9 @@
 //! admitted like any other, one at a time by default, so they add no depth a write would
 //! queue behind. A fetch asking for less than a read keeps the rest, so a consumer fetching
 //! small amounts far behind is served its next fetches from memory. What is held this way
-//! is at most `shard.catchup.readahead.bytes` (and `SLOTS_MAX` slots) per shard, however many
+//! is at most `shard.catchup.readahead.bytes` (and a few hundred slots) per shard, however many
 //! partitions there are. Room is made by dropping the least recently used bytes, but not a
-//! read ahead no fetch has used yet unless it is `UNUSED_READ_AHEAD` old: what does not fit
+//! read ahead no fetch has used yet unless it is a second old (readahead.rs): what does not fit
 //! beside those is not read ahead, or not kept.
 //!
 //! With fio on the bench VM, a 64 KiB O_DIRECT writer with fdatasync per write took 116 us per
@@ -37,65 +37,21 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use event_listener::{Event, EventListener};
-use strand_io::{FileIdentity, FileReader, IoError};
+use event_listener::Event;
+use strand_io::{FileReader, IoError};
 use strand_shards::task::{sleep, spawn_background, Task};
+
+use super::broker_writes::BrokerWrites;
+use super::readahead::{make_room, Fill, Lookup, Readahead};
 
 /// A shard that wrote this recently reads in `busy_read_bytes`.
 const WRITE_ACTIVITY: Duration = Duration::from_millis(100);
-
-/// [`BrokerWrites`] keeps the last write to this precision.
-const NOTE_GRANULARITY: Duration = Duration::from_millis(1);
-
-/// A read ahead no fetch has taken for this long may make room for others: its consumer
-/// stopped, or went elsewhere. A consumer catching up fetches far more often.
-const UNUSED_READ_AHEAD: Duration = Duration::from_secs(1);
-
-/// Slots held per shard at most, whatever their size, so a lookup's scan stays short.
-const SLOTS_MAX: usize = 256;
-
-/// When a shard of the broker last wrote to a log, shared by every shard's [`CatchUpReads`]:
-/// the shards' writes and reads queue on the same disk (or disks, taken as one).
-#[derive(Debug)]
-pub struct BrokerWrites {
-    epoch: Instant,
-    /// Nanoseconds from `epoch` to the last write, plus one; 0 before the first.
-    last: AtomicU64,
-}
-
-impl BrokerWrites {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self { epoch: Instant::now(), last: AtomicU64::new(0) })
-    }
-
-    fn note(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
-        // Most notes find one under a millisecond old (the window is 100 ms): those skip the
-        // locked update of a line every shard's writers share. The latest wins whichever
-        // shard's update lands last.
-        if now.saturating_sub(self.last.load(Ordering::Relaxed)) >= NOTE_GRANULARITY.as_nanos() as u64 {
-            self.last.fetch_max(now, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether a shard wrote within `window`.
-    fn within(&self, window: Duration) -> bool {
-        match self.last.load(Ordering::Relaxed) {
-            0 => false,
-            last => {
-                let since = Duration::from_nanos(last - 1);
-                self.epoch.elapsed().saturating_sub(since) < window
-            }
-        }
-    }
-}
 
 /// The shard's catch-up limits (the `shard.catchup.*` keys).
 #[derive(Debug, Clone, Copy)]
@@ -109,68 +65,6 @@ pub struct CatchUpLimits {
     pub bytes_per_second: u64,
     /// Memory for bytes read before a fetch asks for them; 0 turns readahead off.
     pub readahead_bytes: usize,
-}
-
-/// Bytes of a file held for a fetch to come: the rest of a read a fetch used part of, or a
-/// read started ahead of a consumer's next fetch. Matched to fetches by the open file, not
-/// its path, so bytes of a file replaced or recreated at the same path are never served; a
-/// file may have several (consumers at different positions).
-struct Readahead {
-    file: FileIdentity,
-    /// For [`CatchUpReads::invalidate`].
-    path: PathBuf,
-    position: u64,
-    fill: Fill,
-    /// Read ahead of a fetch that has not come yet: another read ahead evicts it only once
-    /// it is `UNUSED_READ_AHEAD` old.
-    ahead: bool,
-    /// When it landed or was last used.
-    touched: Instant,
-}
-
-enum Fill {
-    /// The read is in flight; `done` fires when it lands or fails.
-    Reading { len: usize, done: Rc<Event> },
-    Ready(Bytes),
-}
-
-impl Readahead {
-    fn new(reader: &FileReader, position: u64, fill: Fill, ahead: bool) -> Self {
-        Self { file: reader.identity(), path: reader.path().to_owned(), position, fill, ahead, touched: Instant::now() }
-    }
-
-    fn held_bytes(&self) -> usize {
-        match &self.fill {
-            Fill::Reading { len, .. } => *len,
-            Fill::Ready(bytes) => bytes.len(),
-        }
-    }
-
-    /// Whether a read of `len` bytes at `position` of `reader`'s file is served from here:
-    /// one starting where this starts (a read ahead of it, even if shorter, or still in
-    /// flight), or one within the bytes here.
-    fn serves(&self, reader: &FileReader, position: u64, len: usize) -> bool {
-        self.file.is(reader)
-            && match position.checked_sub(self.position) {
-                Some(0) => true,
-                Some(from) => matches!(&self.fill, Fill::Ready(bytes) if usize::try_from(from).is_ok_and(|from| from.saturating_add(len) <= bytes.len())),
-                None => false,
-            }
-    }
-
-    /// Whether making room may drop it: not while its read is in flight, nor while it is a
-    /// recent read ahead no fetch has used (a surer bet than whatever would replace it).
-    fn evictable(&self) -> bool {
-        matches!(self.fill, Fill::Ready(_)) && !(self.ahead && self.touched.elapsed() < UNUSED_READ_AHEAD)
-    }
-}
-
-/// What the readahead holds for a read.
-enum Lookup {
-    Hit(Bytes),
-    /// A read ahead of this very position is in flight.
-    Wait(EventListener),
-    Miss,
 }
 
 pub struct CatchUpReads {
@@ -450,30 +344,4 @@ impl CatchUpReads {
             sleep(Duration::from_secs_f64((need - tokens) / rate as f64)).await;
         }
     }
-}
-
-/// Makes room for one more slot of `len` bytes within `budget` and `SLOTS_MAX` by dropping
-/// the least recently used slots that hold bytes, except recent reads ahead no fetch has used
-/// yet and reads in flight. Drops nothing, and is false, when that would not be enough.
-fn make_room(slots: &mut VecDeque<Readahead>, len: usize, budget: usize) -> bool {
-    let held: usize = slots.iter().map(Readahead::held_bytes).sum();
-    let (mut bytes_over, mut slots_over) = ((held + len).saturating_sub(budget), (slots.len() + 1).saturating_sub(SLOTS_MAX));
-    let (evictable_bytes, evictable_slots) = slots
-        .iter()
-        .filter(|s| s.evictable())
-        .fold((0, 0), |(bytes, count), s| (bytes + s.held_bytes(), count + 1));
-    if evictable_bytes < bytes_over || evictable_slots < slots_over {
-        return false;
-    }
-    let mut index = 0;
-    while (bytes_over > 0 || slots_over > 0) && index < slots.len() {
-        if slots[index].evictable() {
-            bytes_over = bytes_over.saturating_sub(slots[index].held_bytes());
-            slots_over = slots_over.saturating_sub(1);
-            drop(slots.remove(index));
-        } else {
-            index += 1;
-        }
-    }
-    true
 }

@@ -9,6 +9,7 @@
 //! (`journal`) lives in `<log.dirs>/journal/`.
 
 mod batch_scan;
+mod broker_writes;
 mod catch_up_reads;
 mod compaction;
 mod error;
@@ -19,6 +20,7 @@ mod log_writer;
 mod offset_index;
 mod partition_log;
 mod producer_state;
+mod readahead;
 mod recovery;
 mod retention;
 mod segment;
@@ -42,7 +44,8 @@ pub use error::LogError;
 pub use index_bytes::IndexBytes;
 pub use journal::{Journal, JournalKey};
 pub use offset_index::OffsetIndex;
-pub use catch_up_reads::{BrokerWrites, CatchUpLimits, CatchUpReads};
+pub use broker_writes::BrokerWrites;
+pub use catch_up_reads::{CatchUpLimits, CatchUpReads};
 pub use compaction::CompactionStats;
 pub use producer_state::{ProducerState, ProducerSummary, SequenceError};
 pub use partition_log::{AppendInfo, LogConfig, LogOffsets, LogRead, LogShared, PartitionLog};
