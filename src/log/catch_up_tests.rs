@@ -34,23 +34,29 @@ fn a_sequential_catch_up_reader_is_served_from_readahead() {
     });
 }
 
+/// A scheduler reading 16 KiB, or 4 KiB while `writes` say the broker wrote within 2 s (far
+/// longer than an append takes even on a loaded machine), with no readahead: each read is the
+/// fetch's own.
+fn write_aware(writes: &std::sync::Arc<BrokerWrites>) -> CatchUpReads {
+    CatchUpReads::new(catch_up_limits(16384, 4096, 0), std::sync::Arc::clone(writes))
+        .with_write_activity(std::time::Duration::from_secs(2))
+}
+
 #[test]
 fn catch_up_reads_are_short_while_the_shard_writes_and_long_once_it_stops() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     run(move || async move {
-        // Writing counts for 2 s, far longer than an append takes even on a loaded machine.
-        let activity = std::time::Duration::from_secs(2);
-        // No readahead: each read below is the fetch's own.
-        let shared = shared_with(CatchUpReads::new(catch_up_limits(16384, 4096, 0), BrokerWrites::new()).with_write_activity(activity));
+        let writes = BrokerWrites::new();
+        let shared = shared_with(write_aware(&writes));
         let log = filled_log(&path, &shared, 300).await;
         // Just written: one short read.
         let before = shared.catch_up.disk_reads();
         let busy = log.read(0, 1 << 20).await.unwrap().records;
         assert_eq!(shared.catch_up.disk_reads() - before, 1);
         assert!(!busy.is_empty() && busy.len() <= 4096, "{} bytes", busy.len());
-        // No write for longer than that: one long read.
-        strand_shards::task::sleep(activity + std::time::Duration::from_millis(20)).await;
+        // No write within the window: one long read.
+        writes.forget();
         let idle = log.read(0, 1 << 20).await.unwrap().records;
         assert_eq!(shared.catch_up.disk_reads() - before, 2);
         assert!(idle.len() > 3 * 4096 && idle.len() <= 16384, "{} bytes", idle.len());
@@ -63,26 +69,22 @@ fn catch_up_reads_are_short_while_another_shard_of_the_broker_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     run(move || async move {
-        let activity = std::time::Duration::from_secs(2);
         let writes = BrokerWrites::new();
-        let scheduler = |writes: &std::sync::Arc<BrokerWrites>| {
-            CatchUpReads::new(catch_up_limits(16384, 4096, 0), std::sync::Arc::clone(writes)).with_write_activity(activity)
-        };
-        let shared = shared_with(scheduler(&writes));
+        let shared = shared_with(write_aware(&writes));
         let log = filled_log(&path, &shared, 300).await;
         // This shard's log is quiet: one long read.
-        strand_shards::task::sleep(activity + std::time::Duration::from_millis(20)).await;
+        writes.forget();
         let idle = log.read(0, 1 << 20).await.unwrap().records;
         assert!(idle.len() > 3 * 4096, "{} bytes", idle.len());
         // Another shard of the same broker writes (its own scheduler): reads here are short.
-        scheduler(&writes).note_write();
+        write_aware(&writes).note_write();
         let before = shared.catch_up.disk_reads();
         let busy = log.read(0, 1 << 20).await.unwrap().records;
         assert_eq!(shared.catch_up.disk_reads() - before, 1);
         assert!(!busy.is_empty() && busy.len() <= 4096, "{} bytes", busy.len());
         // Another broker's writes (another process, another BrokerWrites) do not count.
-        strand_shards::task::sleep(activity + std::time::Duration::from_millis(20)).await;
-        scheduler(&BrokerWrites::new()).note_write();
+        writes.forget();
+        write_aware(&BrokerWrites::new()).note_write();
         assert!(log.read(0, 1 << 20).await.unwrap().records.len() > 3 * 4096);
     });
 }
