@@ -70,9 +70,15 @@ def machine(strand: Path, data_root: Path) -> dict:
         "memory_gib": round(int(mem) / (1 << 20), 1),
         "os": f"{os_name}, kernel {platform.release()}",
         "data_disk": f"{' '.join(device[0].split()) if device else '?'} at {data_root}",
+        "data_disk_mount": run("findmnt", "-no", "OPTIONS", "--target", str(data_root)),
         "strand": run(str(strand), "--version"),
         "commit": run("git", "-C", str(repo), "describe", "--always", "--dirty"),
     }
+
+
+def online_discard(mount_options: str) -> bool:
+    """Whether a filesystem's mount options (findmnt's OPTIONS) include online discard."""
+    return "discard" in mount_options.split(",")
 
 
 def ms(x) -> str:

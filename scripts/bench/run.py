@@ -139,6 +139,10 @@ def main(argv: list[str]) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()},
     })
     log(f"results in {s.out}; workloads {','.join(s.workloads)}; modes {','.join(s.modes)}")
+    if report.online_discard(session.results["machine"]["data_disk_mount"]):
+        log(f"warning: {s.data_root} is on a filesystem mounted with online discard; deleting a broker's data "
+            "makes the device discard its blocks; on the bench VM, second-long stalls of the next run came only with "
+            "discard (docs/benchmarks.md, Caveats)")
     failed = None
     try:
         run(session)

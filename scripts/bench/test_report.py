@@ -15,6 +15,13 @@ def e2e_mode(p99: float, p99_9: float) -> dict:
             "e2e_ms": {"p50": 0.5, "p99": p99, "p99_9": p99_9, "max": p99_9 * 2}}
 
 
+class MachineTests(unittest.TestCase):
+    def test_online_discard_is_the_option_itself_not_nodiscard(self):
+        self.assertTrue(report.online_discard("rw,relatime,discard,errors=remount-ro"))
+        self.assertFalse(report.online_discard("rw,relatime,nodiscard"))
+        self.assertFalse(report.online_discard("?"))
+
+
 class TargetTests(unittest.TestCase):
     def test_ratios_are_judged_against_their_thresholds_in_the_right_direction(self):
         w = {"W1": {"rate": 1000, "modes": {"strict": e2e_mode(3.0, 4.0), "buffered-nofsync": e2e_mode(1.0, 2.0),
