@@ -77,8 +77,9 @@ def machine(strand: Path, data_root: Path) -> dict:
 
 
 def online_discard(mount_options: str) -> bool:
-    """Whether a filesystem's mount options (findmnt's OPTIONS) include online discard."""
-    return "discard" in mount_options.split(",")
+    """Whether a filesystem's mount options (findmnt's OPTIONS) include online discard: ext4's and
+    xfs's `discard`, btrfs's `discard=async` or `discard=sync`."""
+    return any(o == "discard" or o.startswith("discard=") for o in mount_options.split(","))
 
 
 def ms(x) -> str:

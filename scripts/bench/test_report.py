@@ -18,6 +18,7 @@ def e2e_mode(p99: float, p99_9: float) -> dict:
 class MachineTests(unittest.TestCase):
     def test_online_discard_is_the_option_itself_not_nodiscard(self):
         self.assertTrue(report.online_discard("rw,relatime,discard,errors=remount-ro"))
+        self.assertTrue(report.online_discard("rw,ssd,discard=async,space_cache=v2"))
         self.assertFalse(report.online_discard("rw,relatime,nodiscard"))
         self.assertFalse(report.online_discard("?"))
 
