@@ -2,7 +2,8 @@
 //! write, fdatasync, high watermark), without the network.
 //!
 //! For each write mode (direct write-through: O_DSYNC, `log.io.write.through`; direct + fsync
-//! per batch; buffered + fsync per batch; buffered without fsync: the page-cache design) two
+//! per batch, with one and with 4 fdatasyncs in flight, `log.flush.syncs.max`; buffered + fsync
+//! per batch; buffered without fsync: the page-cache design) two
 //! runs over the same device: one appender waiting for each ack in turn, then `CONCURRENT`
 //! appenders in flight at once (group commit shares fsyncs). Then strict mode over
 //! `CONCURRENT` partitions, one appender each: every partition fdatasyncing its own segment
@@ -50,10 +51,12 @@ fn main() -> anyhow::Result<()> {
             flush_messages: 1,
             flush_ms: u64::MAX,
             write_through: false,
+            syncs_max: 1,
         };
         let modes = [
             ("direct, write-through (O_DSYNC)", LogConfig { write_through: true, ..strict }),
             ("direct, fsync per batch", strict),
+            ("direct, fsync per batch, 4 fdatasyncs in flight", LogConfig { syncs_max: 4, ..strict }),
             ("buffered, fsync per batch", LogConfig { io_mode: IoMode::Buffered, ..strict }),
             ("buffered, no fsync", LogConfig { io_mode: IoMode::Buffered, flush_messages: u64::MAX, ..strict }),
         ];

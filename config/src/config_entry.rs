@@ -59,6 +59,7 @@ const INT_KEYS: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
     "group.min.session.timeout.ms",
+    "log.flush.syncs.max",
     "log.index.interval.bytes",
     "log.segment.bytes",
     "max.in.flight.requests.per.connection",

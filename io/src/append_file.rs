@@ -121,6 +121,11 @@ impl AppendFile {
         &self.path
     }
 
+    /// Whether each append carries its own fdatasync (O_DSYNC).
+    pub fn is_write_through(&self) -> bool {
+        self.write_through
+    }
+
     /// A read handle on the same file.
     pub fn reader(&self) -> FileReader {
         let backend = match &self.backend {
@@ -161,8 +166,8 @@ impl AppendFile {
                 if self.write_through {
                     // The seam plays the write's own fdatasync failing after the data went out:
                     // as a failed write, the file's length does not move.
-                    faults::check(FaultOp::Sync, &self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-                    faults::record_sync(&self.path, new_len, true);
+                    let ticket = faults::start_sync(&self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
+                    faults::record_sync(&self.path, new_len, true, ticket);
                 }
                 *tail = new_tail;
             }
@@ -263,7 +268,7 @@ impl FileSyncer {
     }
 
     async fn fdatasync(&self, len: u64, exact: bool) -> Result<()> {
-        faults::check(FaultOp::Sync, &self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
+        let ticket = faults::start_sync(&self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
         let result = timed(IoOp::Sync, async {
             match &self.backend {
                 ReadBackend::Direct(file) => file.fdatasync().await,
@@ -272,7 +277,7 @@ impl FileSyncer {
         })
         .await;
         result.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-        faults::record_sync(&self.path, len, exact);
+        faults::record_sync(&self.path, len, exact, ticket);
         Ok(())
     }
 }

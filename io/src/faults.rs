@@ -86,11 +86,17 @@ mod enabled {
     struct State {
         faults: Vec<Fault>,
         synced_len: HashMap<PathBuf, u64>,
+        /// fdatasyncs started on this thread, and per path the first one that failed.
+        syncs_started: u64,
+        first_failed_sync: HashMap<PathBuf, u64>,
     }
 
     thread_local! {
-        static STATE: RefCell<State> = RefCell::new(State { faults: from_env(), synced_len: HashMap::new() });
+        static STATE: RefCell<State> = RefCell::new(State { faults: from_env(), ..State::default() });
     }
+
+    /// An fdatasync under way: its place in the order fdatasyncs started on this thread.
+    pub struct SyncTicket(u64);
 
     /// The next `times` operations `op` on files whose path contains `path_contains` fail with
     /// the OS error `errno` (EIO is 5, ENOSPC 28).
@@ -137,9 +143,32 @@ mod enabled {
 
     /// Records that `len` bytes of `path` are durable: exactly (its writer's fdatasync), or at
     /// least (a [`crate::FileSyncer`]'s, which may finish after a later one of the writer).
-    pub(crate) fn record_sync(path: &Path, len: u64, exact: bool) {
+    /// Checks an fdatasync of `path` that is about to start. One that fails marks the path: an
+    /// fdatasync started after it never counts as durable, as the kernel reports a writeback
+    /// error once and a later fdatasync may return success although the data was lost.
+    pub(crate) fn start_sync(path: &Path) -> std::io::Result<SyncTicket> {
+        let seq = STATE.with(|s| {
+            let mut state = s.borrow_mut();
+            state.syncs_started += 1;
+            state.syncs_started
+        });
+        check(FaultOp::Sync, path).inspect_err(|_| {
+            STATE.with(|s| {
+                s.borrow_mut().first_failed_sync.entry(path.to_owned()).or_insert(seq);
+            });
+        })?;
+        Ok(SyncTicket(seq))
+    }
+
+    /// The fdatasync of `ticket` returned: `len` bytes of `path` are durable (exactly `len`
+    /// when `exact`, the file having been cut; otherwise at least), unless it started after
+    /// one that failed.
+    pub(crate) fn record_sync(path: &Path, len: u64, exact: bool, ticket: SyncTicket) {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
+            if state.first_failed_sync.get(path).is_some_and(|failed| *failed < ticket.0) {
+                return;
+            }
             let entry = state.synced_len.entry(path.to_owned()).or_insert(len);
             *entry = if exact { len } else { (*entry).max(len) };
         });
@@ -177,7 +206,7 @@ mod enabled {
 #[cfg(feature = "fault-injection")]
 pub use enabled::{clear, inject, synced_len, FaultOp};
 #[cfg(feature = "fault-injection")]
-pub(crate) use enabled::{check, record_sync};
+pub(crate) use enabled::{check, record_sync, start_sync};
 
 #[cfg(not(feature = "fault-injection"))]
 mod disabled {
@@ -195,9 +224,16 @@ mod disabled {
         Ok(())
     }
 
+    pub(crate) struct SyncTicket;
+
     #[inline(always)]
-    pub(crate) fn record_sync(_path: &Path, _len: u64, _exact: bool) {}
+    pub(crate) fn start_sync(_path: &Path) -> std::io::Result<SyncTicket> {
+        Ok(SyncTicket)
+    }
+
+    #[inline(always)]
+    pub(crate) fn record_sync(_path: &Path, _len: u64, _exact: bool, _ticket: SyncTicket) {}
 }
 
 #[cfg(not(feature = "fault-injection"))]
-pub(crate) use disabled::{check, record_sync, FaultOp};
+pub(crate) use disabled::{check, record_sync, start_sync, FaultOp};

@@ -2,16 +2,20 @@
 //!
 //! Each round takes every queued batch, writes them to the active segment in one write
 //! (rolling the segment when a batch would pass segment.bytes or the segment is older than
-//! segment.ms), then applies the flush policy: strict mode fdatasyncs and only then moves the
-//! high watermark (acks and parked fetches wake), or, when the shard journal runs and takes the
-//! round, has the journal make the batches durable instead (the journal fdatasyncs the segment
-//! itself before reusing its records, `sync_segment`); relaxed mode moves it after the write and fdatasyncs once
-//! flush.messages messages are written or flush.ms has passed. Index entries are appended to
-//! the index files (not synced: recovery checks them) only right after an fdatasync of the
-//! segment by the writer, so an index entry only ever points at data durable in its segment;
-//! and only once `INDEX_PERSIST_LOG_BYTES` of log wait for theirs, or at a roll or close, as
-//! they serve recovery alone (readers use the in-memory index), which reads the log from the
-//! last entry persisted.
+//! segment.ms), then applies the flush policy:
+//! - strict mode fdatasyncs and only then moves the high watermark (acks and parked fetches
+//!   wake); with log.flush.syncs.max above 1 the next round writes while earlier rounds'
+//!   fdatasyncs are in flight (`segment_syncs`);
+//! - or, when the shard journal runs and takes the round, the journal makes the batches durable
+//!   instead (it fdatasyncs the segment itself before reusing its records, `sync_segment`);
+//! - relaxed mode moves it after the write and fdatasyncs once flush.messages messages are
+//!   written or flush.ms has passed.
+//!
+//! Index entries are appended to the index files (not synced: recovery checks them) only for
+//! log an fdatasync of the segment by the writer covered, so an index entry only ever points at
+//! data durable in its segment; and only once `INDEX_PERSIST_LOG_BYTES` of log wait for theirs,
+//! or at a roll or close, as they serve recovery alone (readers use the in-memory index), which
+//! reads the log from the last entry persisted (`index_persist`).
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -24,6 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use super::partition_log::PendingBatch;
 use super::recovery::{create_active, mapped_indexes, ActiveFiles, CLEAN_SHUTDOWN_FILE, PRODUCER_STATE_FILE};
+use super::segment_syncs::SegmentSyncs;
 use super::{PartitionLog, Segment};
 
 /// How long the writer waits before writing again after the filesystem ran out of space.
@@ -34,15 +39,17 @@ const OUT_OF_SPACE_RETRY: std::time::Duration = std::time::Duration::from_millis
 pub(super) const INDEX_PERSIST_LOG_BYTES: u64 = 1 << 20;
 
 /// What the writer tracks between rounds.
-struct Writer {
-    active: ActiveFiles,
+pub(super) struct Writer {
+    pub(super) active: ActiveFiles,
     /// Offset after the last batch written.
-    written_offset: i64,
-    /// Messages written since the last fdatasync, and when the first of them was.
-    unflushed_messages: u64,
-    unflushed_since: Option<Instant>,
+    pub(super) written_offset: i64,
+    /// Messages written since the last fdatasync started, and when the first of them was.
+    pub(super) unflushed_messages: u64,
+    pub(super) unflushed_since: Option<Instant>,
     /// Log bytes written to the active segment since its index entries were last persisted.
-    unindexed_bytes: u64,
+    pub(super) unindexed_bytes: u64,
+    /// The active segment's fdatasyncs in flight, oldest first.
+    pub(super) syncs: SegmentSyncs,
 }
 
 impl PartitionLog {
@@ -56,7 +63,8 @@ impl PartitionLog {
         // Entries recovery rebuilt past the files' last one are written at the first sync, so
         // the files never trail by more than INDEX_PERSIST_LOG_BYTES plus one round.
         let unindexed_bytes = if recovered_unindexed { INDEX_PERSIST_LOG_BYTES } else { 0 };
-        let mut writer = Writer { active, written_offset, unflushed_messages: 0, unflushed_since: None, unindexed_bytes };
+        let mut writer =
+            Writer { active, written_offset, unflushed_messages: 0, unflushed_since: None, unindexed_bytes, syncs: SegmentSyncs::default() };
         let result = match Rc::clone(&self).write_until_closed(&mut writer).await {
             Ok(()) => self.close_files(writer).await,
             Err(e) => Err(e),
@@ -76,10 +84,11 @@ impl PartitionLog {
                     Ok(()) => self.set_out_of_space(None),
                     Err(e) if e.is_out_of_space() => {
                         // What was written before the failure is flushed and acknowledged as
-                        // usual; the rest waits at the head of the queue for space.
+                        // usual (before waiting acks learn of the full disk); the rest waits at
+                        // the head of the queue for space.
                         self.requeue_unwritten(batches, writer.written_offset);
-                        self.set_out_of_space(Some(&e));
                         self.sync(writer).await?;
+                        self.set_out_of_space(Some(&e));
                         self.wait_for_space().await;
                         continue;
                     }
@@ -106,6 +115,10 @@ impl PartitionLog {
             if !idle {
                 continue;
             }
+            if !writer.syncs.is_empty() {
+                self.land_oldest_sync_or_work(writer, listener).await?;
+                continue;
+            }
             match writer.unflushed_since {
                 Some(since) => {
                     let due = since + self.config.get().flush_interval();
@@ -123,7 +136,9 @@ impl PartitionLog {
     }
 
     /// Strict mode: makes the round's batches durable before they are published, through the
-    /// shard journal when it runs and takes them, otherwise by fdatasyncing the segment.
+    /// shard journal when it runs and takes them, otherwise by the segment's own fdatasync (its
+    /// write's, for a write-through segment), which the next round does not wait for while
+    /// fewer than log.flush.syncs.max are in flight.
     async fn make_durable(self: &Rc<Self>, writer: &mut Writer, batches: &[PendingBatch]) -> Result<(), IoError> {
         let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
         match &self.journal_key {
@@ -131,6 +146,8 @@ impl PartitionLog {
                 let chunks = batches.iter().map(|b| b.bytes.clone()).collect();
                 match self.journal.append(self, key, chunks).await {
                     Ok(()) => {
+                        // Earlier rounds that went to their own fdatasync are published first.
+                        self.land_syncs(writer, 0).await?;
                         self.publish(writer.written_offset);
                         Ok(())
                     }
@@ -138,7 +155,12 @@ impl PartitionLog {
                     Err(_) => self.sync(writer).await,
                 }
             }
-            _ => self.sync(writer).await,
+            // One at a time, the writer fdatasyncs inline: no task to schedule first.
+            _ if writer.active.log.is_write_through() || self.config.get().syncs_max <= 1 => self.sync(writer).await,
+            _ => {
+                self.start_sync(writer);
+                self.land_syncs(writer, self.config.get().syncs_max - 1).await
+            }
         }
     }
 
@@ -249,10 +271,11 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// fdatasyncs the active segment and publishes, then persists its new index entries if
-    /// `INDEX_PERSIST_LOG_BYTES` of log wait for them (acks and fetches do not wait for those
-    /// writes: an entry only speeds up recovery).
-    async fn sync(&self, writer: &mut Writer) -> Result<(), IoError> {
+    /// Lands the fdatasyncs in flight, then fdatasyncs the active segment and publishes, then
+    /// persists its new index entries if `INDEX_PERSIST_LOG_BYTES` of log wait for them (acks
+    /// and fetches do not wait for those writes: an entry only speeds up recovery).
+    pub(super) async fn sync(&self, writer: &mut Writer) -> Result<(), IoError> {
+        self.land_syncs(writer, 0).await?;
         if writer.unflushed_since.is_none() {
             return Ok(());
         }
@@ -270,7 +293,7 @@ impl PartitionLog {
     }
 
     /// Moves the high watermark to `offset` and wakes acks and parked fetches.
-    fn publish(&self, offset: i64) {
+    pub(super) fn publish(&self, offset: i64) {
         let mut state = self.state.borrow_mut();
         if offset > state.high_watermark {
             state.high_watermark = offset;
@@ -279,40 +302,10 @@ impl PartitionLog {
         }
     }
 
-    /// Appends the active segment's index entries not yet in its index files. Returns whether
-    /// both files now hold every entry: on a full disk they may not (the indexes are sparse,
-    /// so the entries missing from a file only make recovery scan further).
-    async fn persist_index_entries(&self, files: &mut ActiveFiles) -> Result<bool, IoError> {
-        let (offsets, times, offset_entries, time_entries) = {
-            let state = self.state.borrow();
-            let segment = state.segments.last().expect("a log has an active segment");
-            let offsets = Bytes::copy_from_slice(segment.offset_index.encoded_from(segment.persisted_offset_entries));
-            let times = Bytes::copy_from_slice(segment.time_index.encoded_from(segment.persisted_time_entries));
-            (offsets, times, segment.offset_index.len(), segment.time_index.len())
-        };
-        let offsets_written = files.offset_index.append(&[offsets]).await;
-        let offsets_written = self.optional_write(offsets_written.map(|()| true), "offset index entries not persisted")?;
-        let times_written = if offsets_written {
-            let written = files.time_index.append(&[times]).await;
-            self.optional_write(written.map(|()| true), "time index entries not persisted")?
-        } else {
-            false
-        };
-        let mut state = self.state.borrow_mut();
-        let segment = state.segments.last_mut().expect("a log has an active segment");
-        if offsets_written {
-            segment.persisted_offset_entries = offset_entries;
-        }
-        if times_written {
-            segment.persisted_time_entries = time_entries;
-        }
-        Ok(offsets_written && times_written)
-    }
-
     /// The result of writing a file the log can do without (index entries, a producer
     /// snapshot: recovery re-derives both): a full disk only costs a warning, and the
     /// default value of `T` (for index entries: not written).
-    fn optional_write<T: Default>(&self, result: Result<T, IoError>, what: &str) -> Result<T, IoError> {
+    pub(super) fn optional_write<T: Default>(&self, result: Result<T, IoError>, what: &str) -> Result<T, IoError> {
         match result {
             Err(e) if e.is_out_of_space() => {
                 warn!(dir = %self.dir.display(), error = %e, "{what}: out of disk space");

@@ -14,6 +14,7 @@ mod catch_up_reads;
 mod compaction;
 mod error;
 mod index_bytes;
+mod index_persist;
 mod journal;
 mod log_reader;
 mod log_writer;
@@ -24,6 +25,7 @@ mod readahead;
 mod recovery;
 mod retention;
 mod segment;
+mod segment_syncs;
 mod tail_cache;
 mod time_index;
 
@@ -37,6 +39,8 @@ mod fault_tests;
 mod journal_tests;
 #[cfg(test)]
 mod producer_state_tests;
+#[cfg(test)]
+mod segment_syncs_tests;
 #[cfg(test)]
 mod tests;
 

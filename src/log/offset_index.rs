@@ -75,7 +75,12 @@ impl OffsetIndex {
 
     /// The encoded entries from entry `from` on.
     pub fn encoded_from(&self, from: usize) -> &[u8] {
-        &self.bytes.as_slice()[from * ENTRY_BYTES..]
+        self.encoded_range(from..self.len())
+    }
+
+    /// The encoded entries `entries`.
+    pub fn encoded_range(&self, entries: std::ops::Range<usize>) -> &[u8] {
+        &self.bytes.as_slice()[entries.start * ENTRY_BYTES..entries.end * ENTRY_BYTES]
     }
 
     pub fn heap_bytes(&self) -> usize {

@@ -47,6 +47,8 @@ pub struct LogConfig {
     pub flush_ms: u64,
     /// log.io.write.through, and no shard journal: see [`LogConfig::segment_write`].
     pub write_through: bool,
+    /// log.flush.syncs.max: a strict segment's fdatasyncs in flight at once (at least 1).
+    pub syncs_max: usize,
 }
 
 impl LogConfig {
@@ -334,15 +336,18 @@ impl PartitionLog {
     }
 
     /// Waits until `offset` is below the high watermark: written and, in strict mode, durable.
+    /// What the high watermark passed is acknowledged even if the log failed since (its waiter
+    /// ran late): in strict mode it was durable before the failure; in relaxed mode acks never
+    /// waited for the fdatasync.
     pub async fn wait_committed(&self, offset: i64) -> Result<(), LogError> {
         loop {
             let listener = {
                 let state = self.state.borrow();
-                if let Some(failure) = &state.failure {
-                    return Err(LogError::Offline(failure.clone()));
-                }
                 if state.high_watermark > offset {
                     return Ok(());
+                }
+                if let Some(failure) = &state.failure {
+                    return Err(LogError::Offline(failure.clone()));
                 }
                 if let Some(error) = &state.out_of_space {
                     return Err(LogError::OutOfSpace(error.clone()));

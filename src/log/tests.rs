@@ -23,6 +23,7 @@ pub(super) const CONFIG: LogConfig = LogConfig {
     flush_messages: 1,
     flush_ms: u64::MAX,
     write_through: false,
+    syncs_max: 1,
 };
 
 /// A shard's shared log resources with no tail cache, so reads exercise the disk path.

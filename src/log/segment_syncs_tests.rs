@@ -1,0 +1,110 @@
+//! Tests of several fdatasyncs in flight per partition (log.flush.syncs.max): batches arrive
+//! while earlier rounds are written and synced, each acked on its own; the high watermark never
+//! passes what the completed fdatasyncs cover, rolls and a crash lose nothing acknowledged, and
+//! a failed fdatasync acknowledges nothing after it.
+
+#![allow(clippy::unwrap_used)] // inside executor closures, which clippy does not see as tests
+
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use strand_io::faults::{self, FaultOp};
+use strand_shards::task::{sleep, spawn_local, Task};
+
+use super::tests::{files, read_all, reopened_offsets, run, shared, CONFIG};
+use super::*;
+use crate::protocol::record_batch::split_batches;
+use crate::protocol::record_batch::tests::encoded_batch;
+
+const SYNCS: LogConfig = LogConfig { syncs_max: 4, ..CONFIG };
+
+/// Appends `batches` batches of `records` records, 100 us apart, without waiting for their
+/// acks; stops early when the log refuses one. The acks: each append's last offset, or an error.
+async fn append_spread(log: &Rc<PartitionLog>, batches: usize, records: usize, fail_sync_at: Option<usize>) -> Vec<Task<Result<i64, LogError>>> {
+    let mut acks = Vec::new();
+    for i in 0..batches {
+        if fail_sync_at == Some(i) {
+            faults::inject(FaultOp::Sync, "t-0", 5, 1);
+        }
+        let bytes = encoded_batch(records, 0).freeze();
+        let described = split_batches(&bytes).unwrap();
+        let Ok(info) = log.append_as_leader(bytes, &described, 0, None) else { break };
+        let log = Rc::clone(log);
+        acks.push(spawn_local(async move { log.wait_committed(info.last_offset).await.map(|()| info.last_offset) }));
+        sleep(Duration::from_micros(100)).await;
+    }
+    acks
+}
+
+/// Checks at every wake-up that the high watermark stays within what completed fdatasyncs of
+/// the active segment cover (the fault seam's synced length; batches of `batch_bytes`, two
+/// records each). Runs until dropped or the log goes offline.
+fn watch_high_watermark(log: &Rc<PartitionLog>, dir: &Path, batch_bytes: u64) -> Task<()> {
+    let log = Rc::clone(log);
+    let log_file = files(dir, "log").pop().unwrap();
+    spawn_local(async move {
+        loop {
+            let high_watermark = log.offsets().high_watermark;
+            let synced = faults::synced_len(&log_file).unwrap_or(0);
+            assert!(high_watermark as u64 / 2 * batch_bytes <= synced, "published {high_watermark}, synced {synced} B");
+            log.wait_for_data_after(high_watermark).await;
+            if log.offsets().high_watermark == high_watermark {
+                return; // Woken without progress: the log went offline.
+            }
+        }
+    })
+}
+
+#[test]
+fn a_failed_fdatasync_among_several_in_flight_acknowledges_nothing_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let config = LogConfig { segment_bytes: 1 << 20, ..SYNCS };
+    let p = path.clone();
+    let (acked, refused, high_watermark, durable_len) = run(move || async move {
+        let log = PartitionLog::open(&p, config, &shared(), None).await.unwrap();
+        let watcher = watch_high_watermark(&log, &p, encoded_batch(2, 0).len() as u64);
+        let acks = append_spread(&log, 64, 2, Some(24)).await;
+        let (mut acked, mut refused) = (Vec::new(), 0);
+        for ack in acks {
+            match ack.await {
+                Ok(offset) => acked.push(offset),
+                Err(_) => refused += 1,
+            }
+        }
+        drop(watcher);
+        let log_file = files(&p, "log").pop().unwrap();
+        (acked, refused, log.offsets().high_watermark, faults::synced_len(&log_file).unwrap())
+    });
+    assert!(refused > 0, "the failed fdatasync's batches were refused");
+    assert_eq!(acked, (0..acked.len() as i64).map(|i| 2 * i + 1).collect::<Vec<i64>>(), "acks stop at the failure");
+    assert_eq!(acked.last().map_or(0, |last| last + 1), high_watermark);
+    // Power loss: the disk keeps only what completed fdatasyncs that started before the failed
+    // one covered.
+    let log_file = files(&path, "log").pop().unwrap();
+    std::fs::OpenOptions::new().write(true).open(&log_file).unwrap().set_len(durable_len).unwrap();
+    let kept = reopened_offsets(path, config);
+    assert!(kept.len() as i64 >= high_watermark, "every ack survives: {} kept, {high_watermark} acked", kept.len());
+}
+
+#[test]
+fn appends_with_several_syncs_in_flight_roll_and_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let p = path.clone();
+    let acked = run(move || async move {
+        let log = PartitionLog::open(&p, SYNCS, &shared(), None).await.unwrap();
+        let acks = append_spread(&log, 200, 3, None).await;
+        let mut acked = Vec::new();
+        for ack in acks {
+            acked.push(ack.await.unwrap());
+        }
+        assert_eq!(read_all(&log).await, (0..600).collect::<Vec<i64>>());
+        // A crash: the executor stops with the log open, no clean-shutdown marker.
+        acked
+    });
+    assert_eq!(acked, (0..200).map(|i| 3 * i + 2).collect::<Vec<i64>>());
+    assert!(files(&path, "log").len() > 10, "segment.bytes=1024 rolled");
+    assert_eq!(reopened_offsets(path, SYNCS), (0..600).collect::<Vec<i64>>());
+}
