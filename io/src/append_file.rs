@@ -128,11 +128,15 @@ impl AppendFile {
 
     /// A read handle on the same file.
     pub fn reader(&self) -> FileReader {
-        let backend = match &self.backend {
+        FileReader::new(self.shared_backend(), self.path.clone())
+    }
+
+    /// Another handle on the open file, for reads and fdatasyncs beside the writer.
+    fn shared_backend(&self) -> ReadBackend {
+        match &self.backend {
             WriteBackend::Direct { file, .. } => ReadBackend::Direct(Rc::clone(file)),
             WriteBackend::Buffered { file } => ReadBackend::Buffered(Rc::clone(file)),
-        };
-        FileReader::new(backend, self.path.clone())
+        }
     }
 
     /// Appends `chunks` in one write.
@@ -225,13 +229,10 @@ impl AppendFile {
         self.syncer().fdatasync(self.len, true).await
     }
 
-    /// A handle that fdatasyncs this file without its writer (the shard journal's checkpoints).
+    /// A handle that fdatasyncs this file without its writer (the shard journal's checkpoints,
+    /// the writer's fdatasyncs in flight beside its next write).
     pub fn syncer(&self) -> FileSyncer {
-        let backend = match &self.backend {
-            WriteBackend::Direct { file, .. } => ReadBackend::Direct(Rc::clone(file)),
-            WriteBackend::Buffered { file } => ReadBackend::Buffered(Rc::clone(file)),
-        };
-        FileSyncer { backend, path: self.path.clone() }
+        FileSyncer { backend: self.shared_backend(), path: self.path.clone() }
     }
 
     /// Cuts padding and reserved space so the file's size is its logical length (done when a
