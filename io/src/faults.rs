@@ -89,6 +89,8 @@ mod enabled {
         /// fdatasyncs started on this thread, and per path the first one that failed.
         syncs_started: u64,
         first_failed_sync: HashMap<PathBuf, u64>,
+        /// Per path: fdatasyncs started and not yet returned successfully, and the most at once.
+        syncs_in_flight: HashMap<PathBuf, (usize, usize)>,
     }
 
     thread_local! {
@@ -96,7 +98,7 @@ mod enabled {
     }
 
     /// An fdatasync under way: its place in the order fdatasyncs started on this thread.
-    pub struct SyncTicket(u64);
+    pub(crate) struct SyncTicket(u64);
 
     /// The next `times` operations `op` on files whose path contains `path_contains` fail with
     /// the OS error `errno` (EIO is 5, ENOSPC 28).
@@ -111,9 +113,16 @@ mod enabled {
         STATE.with(|s| *s.borrow_mut() = State::default());
     }
 
-    /// Bytes of `path` made durable by the last successful fdatasync on this thread.
+    /// Bytes of `path` made durable by the successful fdatasyncs on this thread that started
+    /// before any failed one.
     pub fn synced_len(path: &Path) -> Option<u64> {
         STATE.with(|s| s.borrow().synced_len.get(path).copied())
+    }
+
+    /// The most fdatasyncs of `path` in flight at once on this thread (a sync that failed
+    /// after it started stays counted).
+    pub fn syncs_in_flight_peak(path: &Path) -> usize {
+        STATE.with(|s| s.borrow().syncs_in_flight.get(path).map_or(0, |(_, most)| *most))
     }
 
     pub(crate) fn check(op: FaultOp, path: &Path) -> std::io::Result<()> {
@@ -141,8 +150,6 @@ mod enabled {
         })
     }
 
-    /// Records that `len` bytes of `path` are durable: exactly (its writer's fdatasync), or at
-    /// least (a [`crate::FileSyncer`]'s, which may finish after a later one of the writer).
     /// Checks an fdatasync of `path` that is about to start. One that fails marks the path: an
     /// fdatasync started after it never counts as durable, as the kernel reports a writeback
     /// error once and a later fdatasync may return success although the data was lost.
@@ -157,15 +164,24 @@ mod enabled {
                 s.borrow_mut().first_failed_sync.entry(path.to_owned()).or_insert(seq);
             });
         })?;
+        STATE.with(|s| {
+            let mut state = s.borrow_mut();
+            let (now, most) = state.syncs_in_flight.entry(path.to_owned()).or_default();
+            *now += 1;
+            *most = (*most).max(*now);
+        });
         Ok(SyncTicket(seq))
     }
 
-    /// The fdatasync of `ticket` returned: `len` bytes of `path` are durable (exactly `len`
-    /// when `exact`, the file having been cut; otherwise at least), unless it started after
-    /// one that failed.
+    /// The fdatasync of `ticket` returned: `len` bytes of `path` are durable, exactly (its
+    /// writer's fdatasync) or at least (a [`crate::FileSyncer`]'s, which may finish after a
+    /// later one), unless it started after one that failed.
     pub(crate) fn record_sync(path: &Path, len: u64, exact: bool, ticket: SyncTicket) {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
+            if let Some((now, _)) = state.syncs_in_flight.get_mut(path) {
+                *now = now.saturating_sub(1);
+            }
             if state.first_failed_sync.get(path).is_some_and(|failed| *failed < ticket.0) {
                 return;
             }
@@ -204,7 +220,7 @@ mod enabled {
 }
 
 #[cfg(feature = "fault-injection")]
-pub use enabled::{clear, inject, synced_len, FaultOp};
+pub use enabled::{clear, inject, synced_len, syncs_in_flight_peak, FaultOp};
 #[cfg(feature = "fault-injection")]
 pub(crate) use enabled::{check, record_sync, start_sync};
 

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_lite::future;
+use strand_config::IoMode;
 use strand_io::{fs, IoError};
 use strand_shards::task::sleep;
 use tracing::{debug, error, info, warn};
@@ -92,7 +93,12 @@ impl PartitionLog {
                         self.wait_for_space().await;
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // Rounds whose fdatasync is in flight are acknowledged if it returns:
+                        // it covers only writes that completed before this one failed.
+                        let _ = self.land_syncs(writer, 0).await;
+                        return Err(e);
+                    }
                 }
                 if self.config.get().strict() {
                     self.make_durable(writer, &batches).await?;
@@ -146,7 +152,8 @@ impl PartitionLog {
                 let chunks = batches.iter().map(|b| b.bytes.clone()).collect();
                 match self.journal.append(self, key, chunks).await {
                     Ok(()) => {
-                        // Earlier rounds that went to their own fdatasync are published first.
+                        // The journal record covers this round only: earlier rounds that went to
+                        // their own fdatasync must be durable before the high watermark passes them.
                         self.land_syncs(writer, 0).await?;
                         self.publish(writer.written_offset);
                         Ok(())
@@ -155,8 +162,11 @@ impl PartitionLog {
                     Err(_) => self.sync(writer).await,
                 }
             }
-            // One at a time, the writer fdatasyncs inline: no task to schedule first.
-            _ if writer.active.log.is_write_through() || self.config.get().syncs_max <= 1 => self.sync(writer).await,
+            // One at a time, the writer fdatasyncs inline: no task to schedule first. With the
+            // page cache, never several: a failed writeback is reported to one fdatasync only.
+            _ if writer.active.log.is_write_through() || self.config.get().syncs_max <= 1 || self.config.get().io_mode != IoMode::Direct => {
+                self.sync(writer).await
+            }
             _ => {
                 self.start_sync(writer);
                 self.land_syncs(writer, self.config.get().syncs_max - 1).await
@@ -280,11 +290,9 @@ impl PartitionLog {
             return Ok(());
         }
         writer.active.log.sync().await?;
-        self.catch_up.note_write();
         writer.unflushed_messages = 0;
         writer.unflushed_since = None;
-        self.state.borrow_mut().durable_offset = writer.written_offset;
-        self.publish(writer.written_offset);
+        self.made_durable(writer.written_offset);
         if writer.unindexed_bytes >= INDEX_PERSIST_LOG_BYTES {
             self.persist_index_entries(&mut writer.active).await?;
             writer.unindexed_bytes = 0;
@@ -292,8 +300,19 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// An fdatasync of the active segment returned: everything before `offset` is durable,
+    /// and published.
+    pub(super) fn made_durable(&self, offset: i64) {
+        self.catch_up.note_write();
+        {
+            let mut state = self.state.borrow_mut();
+            state.durable_offset = state.durable_offset.max(offset);
+        }
+        self.publish(offset);
+    }
+
     /// Moves the high watermark to `offset` and wakes acks and parked fetches.
-    pub(super) fn publish(&self, offset: i64) {
+    fn publish(&self, offset: i64) {
         let mut state = self.state.borrow_mut();
         if offset > state.high_watermark {
             state.high_watermark = offset;

@@ -20,11 +20,14 @@ use crate::protocol::record_batch::tests::encoded_batch;
 const SYNCS: LogConfig = LogConfig { syncs_max: 4, ..CONFIG };
 
 /// Appends `batches` batches of `records` records, 100 us apart, without waiting for their
-/// acks; stops early when the log refuses one. The acks: each append's last offset, or an error.
+/// acks; stops early when the log refuses one. Before batch `fail_sync_at`, once the first
+/// batches are acked, the next fdatasync to start is made to fail. The acks: each append's last
+/// offset, or an error.
 async fn append_spread(log: &Rc<PartitionLog>, batches: usize, records: usize, fail_sync_at: Option<usize>) -> Vec<Task<Result<i64, LogError>>> {
     let mut acks = Vec::new();
     for i in 0..batches {
         if fail_sync_at == Some(i) {
+            let _ = log.wait_committed(15).await;
             faults::inject(FaultOp::Sync, "t-0", 5, 1);
         }
         let bytes = encoded_batch(records, 0).freeze();
@@ -75,7 +78,8 @@ fn a_failed_fdatasync_among_several_in_flight_acknowledges_nothing_after_it() {
         }
         drop(watcher);
         let log_file = files(&p, "log").pop().unwrap();
-        (acked, refused, log.offsets().high_watermark, faults::synced_len(&log_file).unwrap())
+        assert!(faults::syncs_in_flight_peak(&log_file) >= 2, "several fdatasyncs were in flight at once");
+        (acked, refused, log.offsets().high_watermark, faults::synced_len(&log_file).unwrap_or(0))
     });
     assert!(refused > 0, "the failed fdatasync's batches were refused");
     assert_eq!(acked, (0..acked.len() as i64).map(|i| 2 * i + 1).collect::<Vec<i64>>(), "acks stop at the failure");
@@ -93,18 +97,24 @@ fn appends_with_several_syncs_in_flight_roll_and_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     let p = path.clone();
-    let acked = run(move || async move {
+    let (acked, durable) = run(move || async move {
         let log = PartitionLog::open(&p, SYNCS, &shared(), None).await.unwrap();
         let acks = append_spread(&log, 200, 3, None).await;
         let mut acked = Vec::new();
         for ack in acks {
             acked.push(ack.await.unwrap());
         }
+        assert_eq!(acked, (0..200).map(|i| 3 * i + 2).collect::<Vec<i64>>());
         assert_eq!(read_all(&log).await, (0..600).collect::<Vec<i64>>());
-        // A crash: the executor stops with the log open, no clean-shutdown marker.
-        acked
+        let logs = files(&p, "log");
+        assert!(logs.iter().any(|f| faults::syncs_in_flight_peak(f) >= 2), "several fdatasyncs were in flight at once");
+        // A crash, then a power loss: every file keeps only what its fdatasyncs covered.
+        (acked, logs.iter().map(|f| (f.clone(), faults::synced_len(f).unwrap_or(0))).collect::<Vec<_>>())
     });
-    assert_eq!(acked, (0..200).map(|i| 3 * i + 2).collect::<Vec<i64>>());
-    assert!(files(&path, "log").len() > 10, "segment.bytes=1024 rolled");
+    assert_eq!(acked.len(), 200);
+    assert!(durable.len() > 10, "segment.bytes=1024 rolled");
+    for (file, len) in durable {
+        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len).unwrap();
+    }
     assert_eq!(reopened_offsets(path, SYNCS), (0..600).collect::<Vec<i64>>());
 }

@@ -162,10 +162,10 @@ fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
         flush_ms: positive(topic.flush_ms),
         // With the shard journal the segment's fdatasync is what the journal saves.
         write_through: broker.log_io_write_through && broker.shard_journal_bytes == 0,
-        // Several fdatasyncs in flight only in direct mode without the journal: a journaled
-        // round is published when its journal record is durable, which would pass an earlier
-        // round whose own fdatasync is still running; and with the page cache, one failed
-        // writeback is reported to one fdatasync of the file, so another in flight may succeed.
+        // Several fdatasyncs in flight only in direct mode without the journal: with the
+        // journal most rounds never fdatasync their segment, so there is nothing to overlap;
+        // with the page cache, one failed writeback is reported to one fdatasync of the file,
+        // so another in flight could return success for the lost pages.
         syncs_max: if broker.log_io_mode == IoMode::Direct && broker.shard_journal_bytes == 0 { broker.log_flush_syncs_max } else { 1 },
     }
 }
