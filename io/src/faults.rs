@@ -120,7 +120,7 @@ mod enabled {
     }
 
     /// The most fdatasyncs of `path` in flight at once on this thread (a sync that failed
-    /// after it started stays counted).
+    /// after it started, or was cancelled, stays counted in flight).
     pub fn syncs_in_flight_peak(path: &Path) -> usize {
         STATE.with(|s| s.borrow().syncs_in_flight.get(path).map_or(0, |(_, most)| *most))
     }
