@@ -96,13 +96,15 @@ impl PartitionLog {
                     Err(e) => {
                         // Rounds whose fdatasync is in flight are acknowledged if it returns:
                         // it covers only writes that completed before this one failed.
-                        let _ = self.land_syncs(writer, 0).await;
+                        self.let_syncs_end(writer).await;
                         return Err(e);
                     }
                 }
                 if self.config.get().strict() {
                     self.make_durable(writer, &batches).await?;
                 } else {
+                    // Switched from strict: a sync in flight that failed stops the log first.
+                    self.land_syncs(writer, usize::MAX).await?;
                     self.publish(writer.written_offset);
                     if writer.unflushed_messages >= self.config.get().flush_messages {
                         self.sync(writer).await?;

@@ -146,6 +146,15 @@ impl PartitionLog {
         }
     }
 
+    /// The writer is failing: lets the syncs in flight end, each publishing its rounds if it
+    /// and every earlier one returned, without persisting index entries after them (one may
+    /// have failed).
+    pub(super) async fn let_syncs_end(&self, writer: &mut Writer) {
+        while let Some(sync) = writer.syncs.in_flight.pop_front() {
+            let _ = sync.task.await;
+        }
+    }
+
     /// `sync` returned, and its task published its rounds. Index entries that point at log it
     /// covers are persisted once `INDEX_PERSIST_LOG_BYTES` of log wait for theirs.
     async fn landed(&self, writer: &mut Writer, sync: &SegmentSync) -> Result<(), IoError> {
