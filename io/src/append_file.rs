@@ -171,7 +171,7 @@ impl AppendFile {
                     // The seam plays the write's own fdatasync failing after the data went out:
                     // as a failed write, the file's length does not move.
                     let ticket = faults::start_sync(&self.path).map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-                    faults::record_sync(&self.path, new_len, true, ticket);
+                    faults::finish_sync(&self.path, new_len, true, ticket).await.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
                 }
                 *tail = new_tail;
             }
@@ -278,8 +278,7 @@ impl FileSyncer {
         })
         .await;
         result.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
-        faults::record_sync(&self.path, len, exact, ticket);
-        Ok(())
+        faults::finish_sync(&self.path, len, exact, ticket).await.map_err(|e| IoError::os("fdatasync", &self.path, e))
     }
 }
 

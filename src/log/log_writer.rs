@@ -95,7 +95,9 @@ impl PartitionLog {
                     }
                     Err(e) => {
                         // Rounds whose fdatasync is in flight are acknowledged if it returns:
-                        // it covers only writes that completed before this one failed.
+                        // it covers only writes that completed before this one failed. Appends
+                        // are refused meanwhile, however long it takes.
+                        self.state.borrow_mut().failing = Some(e.to_string());
                         self.let_syncs_end(writer).await;
                         return Err(e);
                     }

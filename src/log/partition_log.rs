@@ -103,6 +103,9 @@ pub(super) struct LogState {
     pub durable_offset: i64,
     pub pending: Vec<PendingBatch>,
     pub failure: Option<String>,
+    /// Set when the writer failed and lets its fdatasyncs in flight end before the log goes
+    /// offline: appends are refused at once, acks wait for those syncs.
+    pub failing: Option<String>,
     /// Set while the filesystem is full: appends are refused until the writer gets its queued
     /// batches written.
     pub out_of_space: Option<String>,
@@ -171,6 +174,7 @@ impl PartitionLog {
                 durable_offset: recovered_end,
                 pending,
                 failure: None,
+                failing: None,
                 out_of_space: None,
                 closing: false,
                 producers,
@@ -276,7 +280,7 @@ impl PartitionLog {
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendInfo, LogError> {
         let mut state = self.state.borrow_mut();
-        if let Some(failure) = &state.failure {
+        if let Some(failure) = state.failure.as_ref().or(state.failing.as_ref()) {
             return Err(LogError::Offline(failure.clone()));
         }
         if let Some(error) = &state.out_of_space {

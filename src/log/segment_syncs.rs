@@ -146,9 +146,9 @@ impl PartitionLog {
         }
     }
 
-    /// The writer is failing: lets the syncs in flight end, each publishing its rounds if it
-    /// and every earlier one returned, without persisting index entries after them (one may
-    /// have failed).
+    /// The writer is failing (appends are refused meanwhile): lets the syncs in flight end,
+    /// each publishing its rounds if it and every earlier one returned, without persisting
+    /// index entries after them (one may have failed).
     pub(super) async fn let_syncs_end(&self, writer: &mut Writer) {
         while let Some(sync) = writer.syncs.in_flight.pop_front() {
             let _ = sync.task.await;

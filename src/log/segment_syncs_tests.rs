@@ -1,7 +1,8 @@
 //! Tests of several fdatasyncs in flight per partition (log.flush.syncs.max): batches arrive
 //! while earlier rounds are written and synced, each acked on its own; the high watermark never
 //! passes what the completed fdatasyncs cover, rolls and a crash lose nothing acknowledged, and
-//! a failed fdatasync acknowledges nothing after it.
+//! a failed fdatasync acknowledges nothing after it. The last tests hold fdatasyncs in the fault
+//! seam and let them return in a chosen order, so the overlap does not depend on the disk.
 
 #![allow(clippy::unwrap_used)] // inside executor closures, which clippy does not see as tests
 
@@ -30,14 +31,21 @@ async fn append_spread(log: &Rc<PartitionLog>, batches: usize, records: usize, f
             let _ = log.wait_committed(15).await;
             faults::inject(FaultOp::Sync, "t-0", 5, 1);
         }
-        let bytes = encoded_batch(records, 0).freeze();
-        let described = split_batches(&bytes).unwrap();
-        let Ok(info) = log.append_as_leader(bytes, &described, 0, None) else { break };
-        let log = Rc::clone(log);
-        acks.push(spawn_local(async move { log.wait_committed(info.last_offset).await.map(|()| info.last_offset) }));
+        let Ok(ack) = append_acked(log, records) else { break };
+        acks.push(ack);
         sleep(Duration::from_micros(100)).await;
     }
     acks
+}
+
+/// Appends a batch of `records` records, unless the log refuses it, and acks it in a task:
+/// its last offset, or an error.
+fn append_acked(log: &Rc<PartitionLog>, records: usize) -> Result<Task<Result<i64, LogError>>, LogError> {
+    let bytes = encoded_batch(records, 0).freeze();
+    let described = split_batches(&bytes).unwrap();
+    let info = log.append_as_leader(bytes, &described, 0, None)?;
+    let log = Rc::clone(log);
+    Ok(spawn_local(async move { log.wait_committed(info.last_offset).await.map(|()| info.last_offset) }))
 }
 
 /// Checks at every wake-up that the high watermark stays within what completed fdatasyncs of
@@ -117,4 +125,103 @@ fn appends_with_several_syncs_in_flight_roll_and_survive_a_crash() {
         std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len).unwrap();
     }
     assert_eq!(reopened_offsets(path, SYNCS), (0..600).collect::<Vec<i64>>());
+}
+
+/// Appends one batch of two records, and acks it in a task: its last offset, or an error.
+fn append_two(log: &Rc<PartitionLog>) -> Task<Result<i64, LogError>> {
+    append_acked(log, 2).unwrap()
+}
+
+/// Waits until the fault seam holds `count` fdatasyncs (the writer wrote a round and started
+/// its sync); panics after 10 s.
+async fn until_held(count: usize) {
+    for _ in 0..10_000 {
+        if faults::held_syncs() == count {
+            return;
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+    panic!("{} fdatasyncs held, expected {count}", faults::held_syncs());
+}
+
+/// Appends one batch per round, each round's fdatasync held, until `rounds` are held.
+async fn held_rounds(log: &Rc<PartitionLog>, rounds: usize) -> Vec<Task<Result<i64, LogError>>> {
+    let mut acks = Vec::new();
+    for round in 1..=rounds {
+        acks.push(append_two(log));
+        until_held(round).await;
+    }
+    acks
+}
+
+/// Time for anything ready on the shard to run (nothing here waits for the disk).
+async fn settle() {
+    sleep(Duration::from_millis(20)).await;
+}
+
+#[test]
+fn a_round_is_published_only_once_every_earlier_fdatasync_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let log = PartitionLog::open(&path, SYNCS, &shared(), None).await.unwrap();
+        faults::hold_syncs("t-0");
+        let mut acks = held_rounds(&log, 2).await;
+        faults::release_sync(1, None); // the second round's sync returns first
+        settle().await;
+        assert_eq!(log.offsets().high_watermark, 0, "the first round's sync is still in flight");
+        faults::release_sync(0, None);
+        assert_eq!(acks.remove(0).await.unwrap(), 1);
+        assert_eq!(acks.remove(0).await.unwrap(), 3);
+        assert_eq!(log.offsets().high_watermark, 4);
+        faults::clear();
+    });
+}
+
+#[test]
+fn an_fdatasync_failing_on_completion_takes_back_the_later_ones_that_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let p = path.clone();
+    let durable_len = run(move || async move {
+        let log = PartitionLog::open(&p, SYNCS, &shared(), None).await.unwrap();
+        faults::hold_syncs("t-0");
+        let mut acks = held_rounds(&log, 3).await;
+        faults::release_sync(2, None); // the third round's sync returns
+        faults::release_sync(0, None); // then the first's
+        assert_eq!(acks.remove(0).await.unwrap(), 1);
+        faults::release_sync(0, Some(5)); // and the second's fails
+        assert!(matches!(acks.remove(0).await, Err(LogError::Offline(_))));
+        assert!(matches!(acks.remove(0).await, Err(LogError::Offline(_))), "the third round's sync started after the failed one");
+        assert_eq!(log.offsets().high_watermark, 2);
+        let refused = log.append_as_leader(encoded_batch(1, 0).freeze(), &[], 0, None);
+        assert!(matches!(refused, Err(LogError::Offline(_))), "the log is offline");
+        let log_file = files(&p, "log").pop().unwrap();
+        faults::synced_len(&log_file).unwrap()
+    });
+    assert_eq!(durable_len, encoded_batch(2, 0).len() as u64, "only the first round counts as durable");
+    let log_file = files(&path, "log").pop().unwrap();
+    std::fs::OpenOptions::new().write(true).open(&log_file).unwrap().set_len(durable_len).unwrap();
+    assert_eq!(reopened_offsets(path, SYNCS), vec![0, 1], "the acked round survives a power loss");
+}
+
+#[test]
+fn a_failed_write_refuses_appends_at_once_while_an_earlier_fdatasync_is_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let log = PartitionLog::open(&path, SYNCS, &shared(), None).await.unwrap();
+        faults::hold_syncs("t-0");
+        let first = held_rounds(&log, 1).await.pop().unwrap();
+        faults::inject(FaultOp::Write, ".log", 5, 1);
+        let second = append_two(&log);
+        settle().await;
+        assert_eq!(faults::held_syncs(), 1, "the first round's sync is still in flight");
+        let refused = log.append_as_leader(encoded_batch(1, 0).freeze(), &[], 0, None);
+        assert!(matches!(refused, Err(LogError::Offline(_))), "appends are refused once a write failed: {refused:?}");
+        faults::release_sync(0, None);
+        assert_eq!(first.await.unwrap(), 1, "the round the sync covered is acknowledged");
+        assert!(matches!(second.await, Err(LogError::Offline(_))));
+        faults::clear();
+    });
 }
