@@ -277,7 +277,10 @@ impl FileSyncer {
             }
         })
         .await;
-        result.map_err(|e| IoError::os("fdatasync", &self.path, e))?;
+        if let Err(e) = result {
+            faults::fail_sync(&self.path, ticket);
+            return Err(IoError::os("fdatasync", &self.path, e));
+        }
         faults::finish_sync(&self.path, len, exact, ticket).await.map_err(|e| IoError::os("fdatasync", &self.path, e))
     }
 }

@@ -22,7 +22,7 @@ mod enabled;
 #[cfg(feature = "fault-injection")]
 pub use enabled::{clear, held_syncs, hold_syncs, inject, release_sync, synced_len, syncs_in_flight_peak, FaultOp};
 #[cfg(feature = "fault-injection")]
-pub(crate) use enabled::{check, finish_sync, start_sync};
+pub(crate) use enabled::{check, fail_sync, finish_sync, start_sync};
 
 #[cfg(not(feature = "fault-injection"))]
 mod disabled {
@@ -48,10 +48,13 @@ mod disabled {
     }
 
     #[inline(always)]
+    pub(crate) fn fail_sync(_path: &Path, _ticket: SyncTicket) {}
+
+    #[inline(always)]
     pub(crate) async fn finish_sync(_path: &Path, _len: u64, _exact: bool, _ticket: SyncTicket) -> std::io::Result<()> {
         Ok(())
     }
 }
 
 #[cfg(not(feature = "fault-injection"))]
-pub(crate) use disabled::{check, finish_sync, start_sync, FaultOp};
+pub(crate) use disabled::{check, fail_sync, finish_sync, start_sync, FaultOp};

@@ -194,10 +194,11 @@ fn an_fdatasync_failing_on_completion_takes_back_the_later_ones_that_returned() 
         assert!(matches!(acks.remove(0).await, Err(LogError::Offline(_))));
         assert!(matches!(acks.remove(0).await, Err(LogError::Offline(_))), "the third round's sync started after the failed one");
         assert_eq!(log.offsets().high_watermark, 2);
-        let refused = log.append_as_leader(encoded_batch(1, 0).freeze(), &[], 0, None);
-        assert!(matches!(refused, Err(LogError::Offline(_))), "the log is offline");
+        assert!(matches!(append_acked(&log, 1), Err(LogError::Offline(_))), "the log is offline");
         let log_file = files(&p, "log").pop().unwrap();
-        faults::synced_len(&log_file).unwrap()
+        let durable_len = faults::synced_len(&log_file).unwrap();
+        faults::clear();
+        durable_len
     });
     assert_eq!(durable_len, encoded_batch(2, 0).len() as u64, "only the first round counts as durable");
     let log_file = files(&path, "log").pop().unwrap();
@@ -217,8 +218,8 @@ fn a_failed_write_refuses_appends_at_once_while_an_earlier_fdatasync_is_in_fligh
         let second = append_two(&log);
         settle().await;
         assert_eq!(faults::held_syncs(), 1, "the first round's sync is still in flight");
-        let refused = log.append_as_leader(encoded_batch(1, 0).freeze(), &[], 0, None);
-        assert!(matches!(refused, Err(LogError::Offline(_))), "appends are refused once a write failed: {refused:?}");
+        assert!(matches!(append_acked(&log, 1), Err(LogError::Offline(_))), "appends are refused once a write failed");
+        assert!(log.read(0, 1 << 20).await.is_ok(), "the log is not offline yet: reads go on");
         faults::release_sync(0, None);
         assert_eq!(first.await.unwrap(), 1, "the round the sync covered is acknowledged");
         assert!(matches!(second.await, Err(LogError::Offline(_))));

@@ -173,13 +173,18 @@ pub fn inject(op: FaultOp, path_contains: &str, errno: i32, times: usize) {
     });
 }
 
-/// Removes every injected fault and hold, and forgets synced lengths. Syncs held now stay
-/// held until released.
+/// Removes every injected fault and hold, and forgets synced lengths.
+///
+/// # Panics
+/// If an fdatasync is held: release it first (it would otherwise report on a state it was not
+/// counted in).
 pub fn clear() {
     STATE.with(|s| {
         let mut state = s.borrow_mut();
-        let (held, syncs_started) = (std::mem::take(&mut state.held), state.syncs_started);
-        *state = State { held, syncs_started, ..State::default() };
+        assert!(state.held.is_empty(), "fault seam cleared while {} fdatasyncs are held", state.held.len());
+        // Tickets keep counting up: one in flight now may still drop after the clear.
+        let syncs_started = state.syncs_started;
+        *state = State { syncs_started, ..State::default() };
     });
 }
 
@@ -208,14 +213,16 @@ pub fn held_syncs() -> usize {
 /// # Panics
 /// If fewer than `index + 1` fdatasyncs are held.
 pub fn release_sync(index: usize, errno: Option<i32>) {
-    STATE.with(|s| {
+    let waker = STATE.with(|s| {
         let mut state = s.borrow_mut();
         let held = state.held.iter_mut().filter(|h| h.outcome.is_none()).nth(index).expect("a held fdatasync to release");
         held.outcome = Some(errno);
-        if let Some(waker) = held.waker.take() {
-            waker.wake();
-        }
+        held.waker.take()
     });
+    // Woken with the state no longer borrowed: a waker may poll the sync's future in place.
+    if let Some(waker) = waker {
+        waker.wake();
+    }
 }
 
 /// The most fdatasyncs of `path` in flight at once on this thread.
@@ -265,6 +272,13 @@ pub(crate) fn start_sync(path: &Path) -> std::io::Result<SyncTicket> {
         file.peak = file.peak.max(file.in_flight.len());
     });
     Ok(SyncTicket { seq, path: path.to_owned() })
+}
+
+/// The fdatasync of `ticket` itself failed (the disk, not the seam): as an injected failure,
+/// nothing started after it counts as durable.
+pub(crate) fn fail_sync(path: &Path, ticket: SyncTicket) {
+    STATE.with(|s| s.borrow_mut().sync_failed(path, ticket.seq));
+    drop(ticket);
 }
 
 /// The fdatasync of `ticket` returned: unless a test holds it and then releases it with an
@@ -378,9 +392,11 @@ mod tests {
                 drop(cancelled); // the executor drops its future on its next turn
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
                 assert_eq!(held_syncs(), 0);
-                let _kept = sync_task(path, 400);
+                let kept = sync_task(path, 400);
                 until_held(1).await;
                 assert_eq!(syncs_in_flight_peak(path), 2, "the cancelled one is not in flight");
+                release_sync(0, None);
+                assert!(kept.await.is_ok());
                 clear();
             })
             .unwrap()
