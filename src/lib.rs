@@ -6,6 +6,8 @@
 //! [`group`] the consumer group coordinator and committed offsets; [`broker`] starts and
 //! stops it all.
 
+#[cfg(test)]
+mod alloc_count;
 pub mod broker;
 pub mod clock;
 pub mod cluster;

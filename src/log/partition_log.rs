@@ -28,7 +28,8 @@ use super::recovery::recover;
 use super::catch_up_reads::CatchUpReads;
 use super::producer_state::{ProducerState, ProducerSummary, SequenceCheck, SequenceError};
 use super::recovery::rebuild_producer_state;
-use super::tail_cache::{PartitionTail, TailCache};
+use super::tail_cache::PartitionTail;
+use super::LogShared;
 use super::journal::{Journal, JournalKey};
 use super::{LogError, Segment};
 use crate::protocol::record_batch::{assign_offsets, split_batches, stamp_log_append_time, BatchHeader};
@@ -135,15 +136,6 @@ pub struct PartitionLog {
     pub(super) journal_key: Option<Bytes>,
     /// Set while the journal lists this log for its next checkpoint.
     pub(super) journal_dirty: Cell<bool>,
-}
-
-/// What the logs of one shard share: the tail cache budget, the catch-up read scheduler and
-/// the journal.
-#[derive(Clone)]
-pub struct LogShared {
-    pub tail_cache: Rc<TailCache>,
-    pub catch_up: Rc<CatchUpReads>,
-    pub journal: Rc<Journal>,
 }
 
 impl PartitionLog {

@@ -6,5 +6,8 @@
 mod partition;
 mod partition_error;
 
+#[cfg(test)]
+mod alloc_tests;
+
 pub use partition::{ListedOffset, Partition};
 pub use partition_error::PartitionError;

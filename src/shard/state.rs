@@ -16,7 +16,7 @@ use tracing::{error, warn};
 use super::{PartitionAppend, PartitionRead, PartitionSize, ShardRequest};
 use crate::cluster::{owner_shard, ControllerRequest, MetadataImage};
 use crate::group::GroupCoordinator;
-use crate::log::{AppendInfo, BrokerWrites, CatchUpLimits, CatchUpReads, Journal, LogRead, LogShared, PartitionLog, TailCache};
+use crate::log::{AppendInfo, BrokerWrites, LogRead, LogShared, PartitionLog};
 use crate::partition::{Partition, PartitionError};
 
 pub struct ShardState {
@@ -54,17 +54,7 @@ impl ShardState {
             controller: RefCell::new(None),
             stopping: Cell::new(false),
             stop_event: Event::new(),
-            log_shared: LogShared {
-                tail_cache: TailCache::new(config.shard_tail_cache_bytes),
-                catch_up: Rc::new(CatchUpReads::new(CatchUpLimits {
-                    reads_max: config.shard_catchup_reads_max,
-                    read_bytes: config.shard_catchup_read_chunk_bytes,
-                    busy_read_bytes: config.shard_catchup_read_chunk_busy_bytes,
-                    bytes_per_second: config.shard_catchup_read_bytes_per_second,
-                    readahead_bytes: config.shard_catchup_readahead_bytes,
-                }, writes)),
-                journal: Rc::new(Journal::new(&config.log_dirs, config.shard_journal_bytes)),
-            },
+            log_shared: LogShared::new(&config, writes),
         })
     }
 
