@@ -132,16 +132,28 @@ fn append_two(log: &Rc<PartitionLog>) -> Task<Result<i64, LogError>> {
     append_acked(log, 2).unwrap()
 }
 
-/// Waits until the fault seam holds `count` fdatasyncs (the writer wrote a round and started
-/// its sync); panics after 10 s.
-async fn until_held(count: usize) {
+/// Waits, without waiting on the disk, until `done` holds; panics after 10 s.
+async fn until(what: &str, done: impl Fn() -> bool) {
     for _ in 0..10_000 {
-        if faults::held_syncs() == count {
+        if done() {
             return;
         }
         sleep(Duration::from_millis(1)).await;
     }
-    panic!("{} fdatasyncs held, expected {count}", faults::held_syncs());
+    panic!("waited 10 s for {what}");
+}
+
+/// Waits until the fault seam holds `count` fdatasyncs that have not returned: the writer
+/// wrote a round and started its sync, or a released sync's task saw it return.
+async fn until_held(count: usize) {
+    until(&format!("{count} fdatasyncs held"), || faults::held_syncs() == count).await;
+}
+
+/// A log with several syncs in flight whose fdatasyncs the fault seam holds.
+async fn open_holding(path: &Path) -> Rc<PartitionLog> {
+    let log = PartitionLog::open(path, SYNCS, &shared(), None).await.unwrap();
+    faults::hold_syncs("t-0");
+    log
 }
 
 /// Appends one batch per round, each round's fdatasync held, until `rounds` are held.
@@ -154,21 +166,15 @@ async fn held_rounds(log: &Rc<PartitionLog>, rounds: usize) -> Vec<Task<Result<i
     acks
 }
 
-/// Time for anything ready on the shard to run (nothing here waits for the disk).
-async fn settle() {
-    sleep(Duration::from_millis(20)).await;
-}
-
 #[test]
 fn a_round_is_published_only_once_every_earlier_fdatasync_returned() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     run(move || async move {
-        let log = PartitionLog::open(&path, SYNCS, &shared(), None).await.unwrap();
-        faults::hold_syncs("t-0");
+        let log = open_holding(&path).await;
         let mut acks = held_rounds(&log, 2).await;
         faults::release_sync(1, None); // the second round's sync returns first
-        settle().await;
+        until_held(1).await;
         assert_eq!(log.offsets().high_watermark, 0, "the first round's sync is still in flight");
         faults::release_sync(0, None);
         assert_eq!(acks.remove(0).await.unwrap(), 1);
@@ -184,8 +190,7 @@ fn an_fdatasync_failing_on_completion_takes_back_the_later_ones_that_returned() 
     let path = dir.path().join("t-0");
     let p = path.clone();
     let durable_len = run(move || async move {
-        let log = PartitionLog::open(&p, SYNCS, &shared(), None).await.unwrap();
-        faults::hold_syncs("t-0");
+        let log = open_holding(&p).await;
         let mut acks = held_rounds(&log, 3).await;
         faults::release_sync(2, None); // the third round's sync returns
         faults::release_sync(0, None); // then the first's
@@ -211,12 +216,11 @@ fn a_failed_write_refuses_appends_at_once_while_an_earlier_fdatasync_is_in_fligh
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     run(move || async move {
-        let log = PartitionLog::open(&path, SYNCS, &shared(), None).await.unwrap();
-        faults::hold_syncs("t-0");
+        let log = open_holding(&path).await;
         let first = held_rounds(&log, 1).await.pop().unwrap();
         faults::inject(FaultOp::Write, ".log", 5, 1);
         let second = append_two(&log);
-        settle().await;
+        until("the second round's write to fail", || log.state.borrow().failing.is_some()).await;
         assert_eq!(faults::held_syncs(), 1, "the first round's sync is still in flight");
         assert!(matches!(append_acked(&log, 1), Err(LogError::Offline(_))), "appends are refused once a write failed");
         assert!(log.read(0, 1 << 20).await.is_ok(), "the log is not offline yet: reads go on");

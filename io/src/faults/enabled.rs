@@ -104,9 +104,9 @@ fn apply(len: Option<u64>, (_, synced, exact): Synced) -> Option<u64> {
 }
 
 impl FileSyncs {
+    /// `settle` has already dropped what a failed fdatasync took back.
     fn synced_len(&self) -> Option<u64> {
-        let failed = self.first_failed.unwrap_or(u64::MAX);
-        self.recent.iter().filter(|(ticket, ..)| *ticket < failed).copied().fold(self.base, apply)
+        self.recent.iter().copied().fold(self.base, apply)
     }
 
     /// Folds into `base` what no fdatasync still in flight can take back, and forgets what
@@ -200,9 +200,10 @@ pub fn hold_syncs(path_contains: &str) {
     STATE.with(|s| s.borrow_mut().hold.push(path_contains.to_owned()));
 }
 
-/// How many fdatasyncs are held and not yet released.
+/// How many fdatasyncs are held and have not returned yet, released or not: once a released
+/// one is no longer counted, its caller has seen it return.
 pub fn held_syncs() -> usize {
-    STATE.with(|s| s.borrow().held.iter().filter(|h| h.outcome.is_none()).count())
+    STATE.with(|s| s.borrow().held.len())
 }
 
 /// Lets the `index`th of the held fdatasyncs not yet released (in the order they started)
@@ -300,14 +301,12 @@ pub(crate) async fn finish_sync(path: &Path, len: u64, exact: bool, ticket: Sync
         poll_fn(|cx| {
             STATE.with(|s| {
                 let mut state = s.borrow_mut();
-                let at = state.held.iter().position(|h| h.ticket == seq).expect("a held fdatasync stays listed until it returns");
-                match state.held[at].outcome {
-                    Some(errno) => {
-                        state.held.remove(at);
-                        Poll::Ready(errno)
-                    }
+                // Listed until its ticket drops, right after it returns (or when cancelled).
+                let held = state.held.iter_mut().find(|h| h.ticket == seq).expect("a held fdatasync stays listed until it returns");
+                match held.outcome {
+                    Some(errno) => Poll::Ready(errno),
                     None => {
-                        state.held[at].waker = Some(cx.waker().clone());
+                        held.waker = Some(cx.waker().clone());
                         Poll::Pending
                     }
                 }
@@ -363,11 +362,15 @@ mod tests {
         glommio::spawn_local(finish_sync(path, len, false, ticket))
     }
 
+    /// Waits until `count` fdatasyncs are held (not yet returned); panics after 10 s.
     async fn until_held(count: usize) {
-        while held_syncs() != count {
-            glommio::yield_if_needed().await;
-            glommio::timer::sleep(std::time::Duration::from_micros(10)).await;
+        for _ in 0..100_000 {
+            if held_syncs() == count {
+                return;
+            }
+            glommio::timer::sleep(std::time::Duration::from_micros(100)).await;
         }
+        panic!("{} fdatasyncs held, expected {count}", held_syncs());
     }
 
     #[test]
@@ -390,8 +393,7 @@ mod tests {
                 let cancelled = sync_task(path, 300);
                 until_held(1).await;
                 drop(cancelled); // the executor drops its future on its next turn
-                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-                assert_eq!(held_syncs(), 0);
+                until_held(0).await;
                 let kept = sync_task(path, 400);
                 until_held(1).await;
                 assert_eq!(syncs_in_flight_peak(path), 2, "the cancelled one is not in flight");
